@@ -1,0 +1,1 @@
+"""Latency, RAM and flash benchmarks for wearable targets (see the benchmarks issue)."""

@@ -1,0 +1,1 @@
+"""Generation of C sources for TFLite Micro firmware (see the firmware bridge issue)."""
