@@ -1,0 +1,68 @@
+"""Window builders for BIDMC: paired ECG + PPG windows, and heart-rate regression.
+
+x has two channels, ECG lead II (band-passed, mV, clipped) and PPG (band-passed, scaled
+once per record by its robust standard deviation, clipped); windows every ``hop_samples``
+(default ``W``). Split is subject-wise by record number (``BIDMC_SPLITS``).
+
+paired: no label; y is all zeros with labels ("unlabelled",), for self-supervised use and
+benchmarks on real synchronised signals.
+hr: y is float32, the mean monitor HR (bpm, 1 Hz numerics) over the window's seconds;
+windows whose HR has gaps (NaN) are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ._errors import DataError
+from ._request import Request, subsample
+from .bidmc import BIDMC_SPLITS, bidmc_read, bidmc_records
+from .preprocess import ecg_clean, ecg_scale, ppg_clean, ppg_scale, signal_resample
+from .windows import WindowSet, window_starts, windows_take
+
+__all__ = ["BIDMC_TASK_LABELS", "bidmc_windows"]
+
+logger = logging.getLogger(__name__)
+
+BIDMC_TASK_LABELS = {"paired": ("unlabelled",), "hr": ("hr_bpm",)}
+
+
+def bidmc_windows(req: Request) -> WindowSet:
+    wanted = BIDMC_SPLITS[req.split]
+    present = set(bidmc_records(req.data_dir))
+    records = [r for r in wanted if r in present]
+    if not records:
+        raise DataError(f"bidmc: none of the {len(wanted)} {req.split} records ({wanted[0]}…) are in the data dir")
+    if len(records) < len(wanted):
+        logger.warning("bidmc %s: %d of %d records missing", req.split, len(wanted) - len(records), len(wanted))
+    fs, w = req.sampling_rate_hz, req.window_samples
+    xs, ys = [], []
+    for name in records:
+        rec = bidmc_read(req.data_dir, name)
+        ecg = ecg_scale(ecg_clean(signal_resample(rec.ecg, sampling_rate=rec.sampling_rate, target_rate=fs),
+                                  sampling_rate=fs))
+        ppg = ppg_scale(ppg_clean(signal_resample(rec.ppg, sampling_rate=rec.sampling_rate, target_rate=fs),
+                                  sampling_rate=fs))
+        n = min(ecg.size, ppg.size)
+        starts = window_starts(n, window_samples=w, hop_samples=req.hop_samples or w)
+        if req.task == "hr":
+            hr = np.array([_mean_over(rec.hr, rec.numerics_rate, s / fs, (s + w) / fs) for s in starts])
+            starts, y = starts[np.isfinite(hr)], hr[np.isfinite(hr)].astype(np.float32)
+        else:
+            y = np.zeros(starts.size, dtype=np.int64)
+        xs.append(windows_take(np.stack([ecg[:n], ppg[:n]]), starts, w))
+        ys.append(y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if not len(y):
+        raise DataError(f"bidmc/{req.task}: no windows of {w} samples fit the {req.split} records")
+    keep = subsample(len(y), req.limit, req.seed)
+    return WindowSet(x=x[keep], y=y[keep], labels=BIDMC_TASK_LABELS[req.task], sampling_rate_hz=float(fs),
+                     source="bidmc", task=req.task, records=tuple(records))
+
+
+def _mean_over(values: np.ndarray, rate: float, t0: float, t1: float) -> float:
+    """Mean of a slow numerics series over [t0, t1) seconds; NaN if any value there is missing."""
+    part = values[int(np.floor(t0 * rate)) : max(int(np.ceil(t1 * rate)), int(np.floor(t0 * rate)) + 1)]
+    return float(np.mean(part)) if part.size and np.isfinite(part).all() else float("nan")
