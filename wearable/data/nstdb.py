@@ -1,12 +1,14 @@
 """MIT-BIH Noise Stress Test noise (bw, em, ma) added to a clean ECG at a chosen SNR.
 
-SNR follows nstdb's ``nst`` program by default (``method="nst"``): the signal size is the
-peak-to-peak QRS amplitude, measured within ±50 ms of each beat and averaged after dropping
-the largest and smallest 5 %; signal power is that amplitude squared over 8 (the power of a
-sine with that peak-to-peak swing). Noise power is the mean square of the noise after
-removing the mean of each 1 s chunk, averaged over chunks with the same 5 % trimming.
-``method="power"`` is the plain ratio of mean squares (ECG and noise each mean-removed),
-for signals without beat annotations.
+SNR follows the definition of PhysioNet's ``nst`` program (WFDB Applications Guide, nst(1))
+by default (``method="nst"``): the QRS peak-to-peak amplitude is measured from 50 ms before
+to 50 ms after each given beat, the largest and smallest 5 % of the measurements are
+dropped and the rest averaged; S is that amplitude squared over 8 (exact for a sine). The
+noise is cut into 1 s chunks, the RMS about each chunk's mean is measured, the same 5 %
+trimming is applied, and N is the squared mean RMS. Removing each chunk's mean is nst's way
+of not over-rating very slow drift. Pass only normal beats to match nst exactly (it uses
+normal QRS complexes). ``method="power"`` is the plain ratio of mean squares (ECG and noise
+each mean-removed) for signals without beat positions.
 
 The noise records are 360 Hz, gain 0 in the header (wfdb then uses 200 adu/mV); they are
 resampled to the ECG's rate. Both nstdb channels are usable; ``seed`` picks the channel and
@@ -121,7 +123,7 @@ def _noise_power(noise: np.ndarray, fs: float, method: str) -> float:
         return float(np.mean((noise - noise.mean()) ** 2))
     chunk = max(int(round(fs)), 1)
     chunks = [noise[i : i + chunk] for i in range(0, noise.size - chunk + 1, chunk)] or [noise]
-    return _trimmed_mean(np.array([np.mean((c - c.mean()) ** 2) for c in chunks]))
+    return _trimmed_mean(np.array([np.sqrt(np.mean((c - c.mean()) ** 2)) for c in chunks])) ** 2
 
 
 def _trimmed_mean(values: np.ndarray) -> float:
