@@ -128,8 +128,8 @@ def test_ectopic_beats_premature_with_weak_pulse_and_pauses():
                 # Full compensatory pause: coupling + pause spans two sinus cycles.
                 assert abs(rr[i - 1] + rr[i] - 2 * normal_rr) < 0.2 * normal_rr
                 # Wide QRS, no P wave in front of it.
-                qrs = np.flatnonzero(rec.wave_mask[rec.beat_samples[i] - int(0.1 * fs) : rec.beat_samples[i] + int(0.15 * fs)] == _QRS)
-                assert qrs.size / fs >= 0.11
+                r = rec.beat_samples[i]
+                assert np.sum(rec.wave_mask[r - int(0.1 * fs) : r + int(0.15 * fs)] == _QRS) / fs >= 0.11
                 before = rec.wave_mask[rec.beat_samples[i] - int(0.25 * fs) : rec.beat_samples[i]]
                 assert not np.any(before == _P)
             else:

@@ -1,13 +1,20 @@
-"""The validated arguments of one ``load_windows`` call, shared by the per-source builders."""
+"""The validated arguments of one ``load_windows`` call, and plumbing the real-data builders share."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-__all__ = ["Request", "subsample"]
+from ._errors import DataError
+from .windows import WindowSet
+
+__all__ = ["Request", "subsample", "split_records", "windows_collect"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,3 +35,28 @@ def subsample(n: int, limit: int | None, seed: int) -> np.ndarray:
     if limit is None or limit >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def split_records(req: Request, wanted: tuple[str, ...], present: Iterable[str]) -> list[str]:
+    """The split's records that the data folder holds, in split order; none at all is an error."""
+    present = set(present)
+    records = [r for r in wanted if r in present]
+    if not records:
+        raise DataError(f"{req.source}: none of the {len(wanted)} {req.split} records ({wanted[0]}…) "
+                        "are in the data dir")
+    if len(records) < len(wanted):
+        logger.warning("%s %s: %d of %d records missing", req.source, req.split, len(wanted) - len(records),
+                       len(wanted))
+    return records
+
+
+def windows_collect(req: Request, xs: list[np.ndarray], ys: list[np.ndarray], *, labels: tuple[str, ...],
+                    records: list[str]) -> WindowSet:
+    """Join per-record windows, apply ``limit`` and wrap them; no window at all is an error."""
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if not len(y):
+        raise DataError(f"{req.source}/{req.task}: no windows of {req.window_samples} samples fit "
+                        f"the {req.split} records")
+    keep = subsample(len(y), req.limit, req.seed)
+    return WindowSet(x=x[keep], y=y[keep], labels=labels, sampling_rate_hz=float(req.sampling_rate_hz),
+                     source=req.source, task=req.task, records=tuple(records))

@@ -12,31 +12,20 @@ windows whose HR has gaps (NaN) are dropped.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-from ._errors import DataError
-from ._request import Request, subsample
+from ._request import Request, split_records, windows_collect
 from .bidmc import BIDMC_SPLITS, bidmc_read, bidmc_records
 from .preprocess import ecg_clean, ecg_scale, ppg_clean, ppg_scale, signal_resample
 from .windows import WindowSet, window_starts, windows_take
 
 __all__ = ["BIDMC_TASK_LABELS", "bidmc_windows"]
 
-logger = logging.getLogger(__name__)
-
 BIDMC_TASK_LABELS = {"paired": ("unlabelled",), "hr": ("hr_bpm",)}
 
 
 def bidmc_windows(req: Request) -> WindowSet:
-    wanted = BIDMC_SPLITS[req.split]
-    present = set(bidmc_records(req.data_dir))
-    records = [r for r in wanted if r in present]
-    if not records:
-        raise DataError(f"bidmc: none of the {len(wanted)} {req.split} records ({wanted[0]}…) are in the data dir")
-    if len(records) < len(wanted):
-        logger.warning("bidmc %s: %d of %d records missing", req.split, len(wanted) - len(records), len(wanted))
+    records = split_records(req, BIDMC_SPLITS[req.split], bidmc_records(req.data_dir))
     fs, w = req.sampling_rate_hz, req.window_samples
     xs, ys = [], []
     for name in records:
@@ -54,12 +43,7 @@ def bidmc_windows(req: Request) -> WindowSet:
             y = np.zeros(starts.size, dtype=np.int64)
         xs.append(windows_take(np.stack([ecg[:n], ppg[:n]]), starts, w))
         ys.append(y)
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    if not len(y):
-        raise DataError(f"bidmc/{req.task}: no windows of {w} samples fit the {req.split} records")
-    keep = subsample(len(y), req.limit, req.seed)
-    return WindowSet(x=x[keep], y=y[keep], labels=BIDMC_TASK_LABELS[req.task], sampling_rate_hz=float(fs),
-                     source="bidmc", task=req.task, records=tuple(records))
+    return windows_collect(req, xs, ys, labels=BIDMC_TASK_LABELS[req.task], records=records)
 
 
 def _mean_over(values: np.ndarray, rate: float, t0: float, t1: float) -> float:

@@ -11,19 +11,15 @@ by ``rhythm_label``; windows that would cross an episode boundary are not made.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
-from ._errors import DataError
-from ._request import Request, subsample
-from .mitdb import AAMI_CLASSES, DS1, DS2, MITDB_RHYTHM_LABELS, MITDB_VAL, MitdbRecord, mitdb_read, mitdb_records, rhythm_label
+from ._request import Request, split_records, windows_collect
+from .mitdb import (AAMI_CLASSES, DS1, DS2, MITDB_RHYTHM_LABELS, MITDB_VAL, MitdbRecord, mitdb_read, mitdb_records,
+                    rhythm_label)
 from .preprocess import ecg_clean, ecg_scale, samples_resample, signal_resample
 from .windows import WindowSet, window_starts, windows_take
 
 __all__ = ["MITDB_SPLITS", "mitdb_windows"]
-
-logger = logging.getLogger(__name__)
 
 MITDB_SPLITS: dict[str, tuple[str, ...]] = {
     "train": tuple(r for r in DS1 if r not in MITDB_VAL),
@@ -33,13 +29,7 @@ MITDB_SPLITS: dict[str, tuple[str, ...]] = {
 
 
 def mitdb_windows(req: Request) -> WindowSet:
-    wanted = MITDB_SPLITS[req.split]
-    present = set(mitdb_records(req.data_dir))
-    records = [r for r in wanted if r in present]
-    if not records:
-        raise DataError(f"mitdb: none of the {len(wanted)} {req.split} records ({wanted[0]}…) are in the data dir")
-    if len(records) < len(wanted):
-        logger.warning("mitdb %s: %d of %d records missing", req.split, len(wanted) - len(records), len(wanted))
+    records = split_records(req, MITDB_SPLITS[req.split], mitdb_records(req.data_dir))
     take = _beat_windows if req.task == "beat" else _rhythm_windows
     xs, ys = [], []
     for name in records:
@@ -50,13 +40,8 @@ def mitdb_windows(req: Request) -> WindowSet:
         x, y = take(rec, ecg, req)
         xs.append(x)
         ys.append(y)
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    if not len(y):
-        raise DataError(f"mitdb/{req.task}: no windows of {req.window_samples} samples fit the {req.split} records")
-    keep = subsample(len(y), req.limit, req.seed)
     labels = AAMI_CLASSES if req.task == "beat" else MITDB_RHYTHM_LABELS
-    return WindowSet(x=x[keep], y=y[keep], labels=labels, sampling_rate_hz=float(req.sampling_rate_hz),
-                     source="mitdb", task=req.task, records=tuple(records))
+    return windows_collect(req, xs, ys, labels=labels, records=records)
 
 
 def _beat_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray]:

@@ -118,7 +118,10 @@ def ppg_scale(ppg: np.ndarray) -> np.ndarray:
 
 
 def resample_ratio(sampling_rate: float, target_rate: float) -> tuple[int, int]:
-    """``(up, down)`` with ``up/down ≈ target/source``, denominators up to 1000 (exact for 100, 125, 250, 360, 500 …)."""
+    """``(up, down)`` with ``up/down ≈ target/source`` and ``down <= 1000``.
+
+    Exact for the usual rates (100, 125, 250, 360, 500 Hz …); other rates are approximated.
+    """
     _check_rate(sampling_rate)
     _check_rate(target_rate)
     ratio = Fraction(target_rate / sampling_rate).limit_denominator(1000)

@@ -145,8 +145,9 @@ def ecg_ppg_simulate(
         ecg = ecg + rng.normal(0.0, noise_mv, n_out)
     return SyntheticRecord(
         ecg=ecg, ppg=ppg, sampling_rate=float(sampling_rate), rhythm=rhythm, heart_rate=float(heart_rate),
-        seed=int(seed), beat_samples=beat_samples[inside], beat_types=types[inside], wave_mask=wave_mask.astype(np.int8),
-        artifact_mask=artifact_mask, pulse_samples=pulse_samples[inside], pulse_amplitudes=pulse_amplitudes[inside],
+        seed=int(seed), beat_samples=beat_samples[inside], beat_types=types[inside],
+        wave_mask=wave_mask.astype(np.int8), artifact_mask=artifact_mask, pulse_samples=pulse_samples[inside],
+        pulse_amplitudes=pulse_amplitudes[inside],
     )
 
 
@@ -178,8 +179,8 @@ def _beats_schedule(rhythm: str, *, heart_rate: float, t_lo: float, t_hi: float,
     while t < t_hi:
         times.append(t)
         types.append("N")
-        rr = rr0 * (1 + rsa[0] * np.sin(2 * np.pi * rsa[1] * t + rsa[2]) + lf[0] * np.sin(2 * np.pi * lf[1] * t + lf[2]))
-        rr += rng.normal(0.0, jitter)
+        modulation = rsa[0] * np.sin(2 * np.pi * rsa[1] * t + rsa[2]) + lf[0] * np.sin(2 * np.pi * lf[1] * t + lf[2])
+        rr = rr0 * (1 + modulation) + rng.normal(0.0, jitter)
         force = not forced and t + rr >= force_at
         if ectopic and not last_ectopic and (force or rng.random() < p_ectopic):
             kind = kinds[int(rng.integers(len(kinds)))]

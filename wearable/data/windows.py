@@ -41,6 +41,6 @@ def window_starts(n_samples: int, *, window_samples: int, hop_samples: int, star
 
 def windows_take(signal: np.ndarray, starts: np.ndarray, window_samples: int) -> np.ndarray:
     """Copy windows out of ``signal`` (``(n,)`` or ``(C, n)``) as float32 ``(N, C, W)``."""
-    signal = np.atleast_2d(np.asarray(signal))
+    signal = np.atleast_2d(np.asarray(signal, dtype=np.float32))  # cast first: the gather copies
     view = np.lib.stride_tricks.sliding_window_view(signal, window_samples, axis=-1)  # (C, n-W+1, W)
     return np.ascontiguousarray(view[:, np.asarray(starts, dtype=np.int64), :].transpose(1, 0, 2), dtype=np.float32)
