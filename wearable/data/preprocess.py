@@ -1,8 +1,11 @@
 """Resampling and filtering, and the preprocessing constants every model input goes through.
 
-All band edges, orders and clip ranges live here, so that training (zero-phase
-``sosfiltfilt``), the streaming runtime and the C firmware (causal ``sosfilt`` with the same
-second-order sections from :func:`filter_sos`) cannot drift apart.
+All band edges, orders and clip ranges live here, so that training, the streaming runtime and
+the C firmware cannot drift apart. Model inputs are filtered causally (``sosfilt`` with the
+second-order sections of :func:`filter_sos`, state started at the steady state of the first
+sample): a streaming device can replay that exactly, chunk by chunk, whereas a zero-phase
+``sosfiltfilt`` would need the future. Zero-phase stays available (``causal=False``) for
+offline analysis.
 
 Model input is never z-scored per window: ECG stays in mV and is clipped to
 ``±ECG_CLIP_MV``, which keeps a single fixed int8 scale valid for streaming. PPG has no
@@ -76,25 +79,32 @@ def filter_sos(kind: str, *, sampling_rate: float) -> np.ndarray:
     return _sps.butter(FILTER_ORDER, [low, high], btype="bandpass", fs=sampling_rate, output="sos")
 
 
-def signal_filter(signal: np.ndarray, *, sampling_rate: float, kind: str, causal: bool = False) -> np.ndarray:
-    """Band-pass ``signal`` (last axis) with ``filter_sos(kind)``: zero-phase, or causal like firmware."""
+def signal_filter(signal: np.ndarray, *, sampling_rate: float, kind: str, causal: bool = True) -> np.ndarray:
+    """Band-pass ``signal`` (last axis) with ``filter_sos(kind)``: causal like firmware, or zero-phase.
+
+    The causal filter starts in the steady state of the first sample (``sosfilt_zi``), which is
+    what the streaming runtime does at the start of a stream.
+    """
     sos = filter_sos(kind, sampling_rate=sampling_rate)
     signal = np.asarray(signal, dtype=np.float64)
     if causal:
-        return _sps.sosfilt(sos, signal, axis=-1)
+        zi = _sps.sosfilt_zi(sos)  # (sections, 2), for a unit step
+        first = np.take(signal, [0], axis=-1) if signal.shape[-1] else np.zeros(signal.shape[:-1] + (1,))
+        zi = zi.reshape((len(sos),) + (1,) * (signal.ndim - 1) + (2,)) * first[None, ..., :1]
+        return _sps.sosfilt(sos, signal, axis=-1, zi=zi)[0]
     # sosfiltfilt's default odd-extension pad (a few samples) fails on very short input.
     padlen = min(3 * (2 * len(sos) + 1), signal.shape[-1] - 1)
     return _sps.sosfiltfilt(sos, signal, axis=-1, padlen=max(padlen, 0))
 
 
-def ecg_clean(ecg: np.ndarray, *, sampling_rate: float, method: str = "ecg", causal: bool = False) -> np.ndarray:
+def ecg_clean(ecg: np.ndarray, *, sampling_rate: float, method: str = "ecg", causal: bool = True) -> np.ndarray:
     """Band-pass an ECG in mV; ``method`` is ``"ecg"`` (0.5–40 Hz) or ``"ecg_wide"`` (0.05–40 Hz)."""
     if method not in ("ecg", "ecg_wide"):
         raise DataError(f"unknown ECG clean method {method!r}; accepted: ecg, ecg_wide")
     return signal_filter(ecg, sampling_rate=sampling_rate, kind=method, causal=causal)
 
 
-def ppg_clean(ppg: np.ndarray, *, sampling_rate: float, causal: bool = False) -> np.ndarray:
+def ppg_clean(ppg: np.ndarray, *, sampling_rate: float, causal: bool = True) -> np.ndarray:
     """Band-pass a PPG (0.5–8 Hz)."""
     return signal_filter(ppg, sampling_rate=sampling_rate, kind="ppg", causal=causal)
 
