@@ -1,0 +1,42 @@
+"""fp32 ONNX reference export, checked against PyTorch in onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._quiet import quiet
+
+__all__ = ["export_onnx", "onnx_max_abs_diff", "ONNX_OPSET"]
+
+ONNX_OPSET = 18
+
+
+def export_onnx(model: nn.Module, example: np.ndarray, *, n_outputs: int = 1) -> bytes:
+    """Serialized ONNX model (opset 18, dynamic batch) of an eval-mode ``model``.
+
+    Input is named ``input``; outputs ``output`` (or ``output_0``, ``output_1`` … when the
+    model returns a tuple). The bytes depend only on the model and the library versions.
+    """
+    sample = torch.from_numpy(np.ascontiguousarray(example[:1], dtype=np.float32))
+    names = ["output"] if n_outputs == 1 else [f"output_{k}" for k in range(n_outputs)]
+    with quiet("torch.onnx.export"):
+        program = torch.onnx.export(model.eval(), (sample,), None, dynamo=True, opset_version=ONNX_OPSET,
+                                    input_names=["input"], output_names=names,
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+        return program.model_proto.SerializeToString()
+
+
+def onnx_max_abs_diff(onnx_model: bytes, x: np.ndarray, reference: list[np.ndarray]) -> float:
+    """Largest absolute difference between onnxruntime's outputs for ``x`` and ``reference``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"input": np.ascontiguousarray(x, dtype=np.float32)})
+    if len(outputs) != len(reference):
+        raise ValueError(f"ONNX model has {len(outputs)} outputs, PyTorch {len(reference)}")
+    return max(float(np.max(np.abs(o.astype(np.float64) - r))) for o, r in zip(outputs, reference))

@@ -1,0 +1,105 @@
+"""Run a full-int8 model in the runtimes we ship to: ai-edge-litert (in process), TFLite Micro
+(in process, reference kernels, arena measured) and tflite-runtime 2.14 (in its own numpy<2
+Python, replaying ``golden.npz`` in a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from ._quiet import capture_output, quiet
+
+__all__ = ["run_litert", "run_tflm", "replay_in_python", "tflm_available", "tflm_version", "TFLITE_RUNTIME_PYTHON_ENV"]
+
+TFLITE_RUNTIME_PYTHON_ENV = "WEARABLE_TFLITE_RUNTIME_PYTHON"
+_ARENA = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+def run_litert(model: bytes, *inputs: np.ndarray, default_delegates: bool = False) -> list[np.ndarray]:
+    """Outputs of ``model`` in ai-edge-litert for inputs shaped ``(n, *input_shape[1:])``;
+    builtin kernels unless ``default_delegates`` (XNNPACK)."""
+    from wearable.runtime import invoke, load_interpreter
+
+    with quiet("ai-edge-litert"):
+        interp = load_interpreter(model, backend="ai_edge_litert", num_threads=1, default_delegates=default_delegates)
+        return invoke(interp, *inputs)
+
+
+def tflm_available() -> bool:
+    try:
+        with quiet("tflite-micro import"):
+            from tflite_micro.python.tflite_micro import runtime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_tflm(model: bytes, *inputs: np.ndarray, n_outputs: int = 1) -> tuple[list[np.ndarray], int]:
+    """TFLite Micro outputs for inputs shaped ``(n, *input_shape[1:])``, and the arena bytes used.
+
+    The tflite-micro Python build has no ``arena_used_bytes()``; ``print_allocations()``
+    writes "Arena allocation total N bytes" from C++, which we read back from the captured
+    file descriptors.
+    """
+    with quiet("tflite-micro"):
+        from tflite_micro.python.tflite_micro import runtime
+
+        # The arena given is an upper bound; the recording allocator reports what was used.
+        interp = runtime.Interpreter.from_bytes(model, arena_size=max(10 * len(model), 4 << 20))
+        n = inputs[0].shape[0]
+        outputs: list[list[np.ndarray]] = []
+        for i in range(n):
+            for k, x in enumerate(inputs):
+                interp.set_input(np.ascontiguousarray(x[i:i + 1]), k)
+            interp.invoke()
+            outputs.append([np.array(interp.get_output(k)) for k in range(n_outputs)])
+    with capture_output() as out:
+        interp.print_allocations()
+    match = _ARENA.search(out.text)
+    if match is None:
+        raise RuntimeError(f"could not read the TFLM arena size from print_allocations(): {out.text[:200]!r}")
+    stacked = [np.concatenate([row[k] for row in outputs], axis=0) for k in range(n_outputs)]
+    return stacked, int(match.group(1))
+
+
+def replay_in_python(python: str | os.PathLike, model_path: Path, golden_path: Path, *,
+                     backend: str = "tflite_runtime", default_delegates: bool = False, timeout: float = 300) -> dict:
+    """Replay ``golden_path`` through ``model_path`` with ``wearable.runtime`` in another Python.
+
+    That Python needs numpy and the backend only; this checkout of ``wearable`` is put on its
+    ``PYTHONPATH``. Returns the JSON dict of ``python -m wearable.runtime.golden``; raises
+    ``RuntimeError`` when the subprocess fails without one.
+    """
+    import wearable
+
+    root = str(Path(wearable.__file__).resolve().parent.parent)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    cmd = [os.fspath(python), "-m", "wearable.runtime.golden", os.fspath(model_path), os.fspath(golden_path),
+           "--backend", backend, *(["--default-delegates"] if default_delegates else [])]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"could not run {python}: {exc}") from None
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{python} -m wearable.runtime.golden failed (exit {proc.returncode}): {tail[0]}")
+    result = json.loads(lines[-1])
+    if "error" in result:
+        raise RuntimeError(f"{backend} in {python}: {result['error']}")
+    return result
+
+
+def tflm_version() -> str | None:
+    try:
+        return metadata.version("tflite-micro")
+    except metadata.PackageNotFoundError:
+        return None
+
