@@ -1,6 +1,6 @@
 """Train a registered model: ``python -m wearable.train MODEL --data SOURCE --out DIR``.
 
-Writes ``DIR/<model>.pt`` (weights, config, data spec, labels, metrics) and ``DIR/metrics.json``.
+Writes ``DIR/<model>.pt`` (weights, config, data spec, labels, metrics) and ``DIR/<model>.metrics.json``.
 Exit codes: 0 trained, 2 bad input (one-line message, nothing written).
 """
 
@@ -76,7 +76,7 @@ def train(model_name: str, *, source: str, task: str | None, data_dir: Path | No
                "train_windows": len(train_set), "val_windows": len(val_set)}
     path = save_checkpoint(out / f"{model_name}.pt", model.eval(), model_name=model_name, data=spec,
                            labels=list(train_set.labels), metrics=metrics, seed=seed)
-    (out / "metrics.json").write_text(json.dumps({"model": model_name, "data": spec, "validation": report},
+    (out / f"{model_name}.metrics.json").write_text(json.dumps({"model": model_name, "data": spec, "validation": report},
                                                  indent=2, sort_keys=True) + "\n")
     return {"checkpoint": path, "metrics": metrics, "report": report}
 
