@@ -126,10 +126,7 @@ def export_model(
             onnx_bytes = export_onnx(folded, calibration, n_outputs=len(float_out))
             onnx_diff = onnx_max_abs_diff(onnx_bytes, holdout[:256], [y[:256] for y in float_out])
         with clock(f"convert ({conv.name})"):
-            try:
-                tflite = conv.to_int8(folded, calibration)
-            except Exception as exc:
-                raise ExportError(f"{conv.name} conversion failed: {type(exc).__name__}: {exc}") from exc
+            tflite = conv.to_int8(folded, calibration)
         with clock("full-int8 check"):
             try:
                 summary = check_full_int8(tflite)
@@ -180,9 +177,10 @@ def export_model(
         if tflite_runtime_python is not None:
             with clock("tflite-runtime"):
                 try:
-                    builtin, xnnpack = (_runtimes.replay_in_python(tflite_runtime_python, tmp / TFLITE_NAME,
-                                                                   tmp / GOLDEN_NAME, default_delegates=dd)
-                                        for dd in (False, True))
+                    model_path, golden_path = tmp / TFLITE_NAME, tmp / GOLDEN_NAME
+                    builtin = _runtimes.replay_in_python(tflite_runtime_python, model_path, golden_path)
+                    xnnpack = _runtimes.replay_in_python(tflite_runtime_python, model_path, golden_path,
+                                                         default_delegates=True)
                 except RuntimeError as exc:
                     raise CheckFailed(f"tflite-runtime check failed: {exc}") from None
                 if not builtin["identical"]:
@@ -478,7 +476,8 @@ def _versions(conv: Any) -> dict[str, str | None]:
 
 
 class _Clock:
-    """Times the stages and reports each to the progress callback."""
+    """Times the stages, reports each to the progress callback, and turns unexpected errors of a
+    stage (a converter or runtime crashing) into ``ExportError`` naming the stage."""
 
     def __init__(self, progress: Callable[[str], None] | None) -> None:
         self.progress = progress
@@ -491,6 +490,10 @@ class _Clock:
         start = time.perf_counter()
         try:
             yield
+        except ExportError:
+            raise
+        except Exception as exc:
+            raise ExportError(f"{stage} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             self.seconds[stage] = round(time.perf_counter() - start, 3)
             log.debug("%s: %.2f s", stage, self.seconds[stage])

@@ -47,18 +47,21 @@ def run_tflm(model: bytes, *inputs: np.ndarray, n_outputs: int = 1) -> tuple[lis
     writes "Arena allocation total N bytes" from C++, which we read back from the captured
     file descriptors.
     """
-    with quiet("tflite-micro"):
-        from tflite_micro.python.tflite_micro import runtime
+    from tflite_micro.python.tflite_micro import runtime
 
-        # The arena given is an upper bound; the recording allocator reports what was used.
-        interp = runtime.Interpreter.from_bytes(model, arena_size=max(10 * len(model), 4 << 20))
-        n = inputs[0].shape[0]
-        outputs: list[list[np.ndarray]] = []
-        for i in range(n):
-            for k, x in enumerate(inputs):
-                interp.set_input(np.ascontiguousarray(x[i:i + 1]), k)
-            interp.invoke()
-            outputs.append([np.array(interp.get_output(k)) for k in range(n_outputs)])
+    try:
+        with capture_output() as log_text:
+            # The arena given is an upper bound; the recording allocator reports what was used.
+            interp = runtime.Interpreter.from_bytes(model, arena_size=max(10 * len(model), 4 << 20))
+            outputs: list[list[np.ndarray]] = []
+            for i in range(inputs[0].shape[0]):
+                for k, x in enumerate(inputs):
+                    interp.set_input(np.ascontiguousarray(x[i:i + 1]), k)
+                interp.invoke()
+                outputs.append([np.array(interp.get_output(k)) for k in range(n_outputs)])
+    except Exception as exc:  # the C++ side says why (e.g. "Didn't find op for builtin opcode 'GELU'")
+        reason = "; ".join(ln.strip() for ln in log_text.text.splitlines() if ln.strip())
+        raise RuntimeError(f"{exc}{': ' + reason if reason else ''}") from None
     with capture_output() as out:
         interp.print_allocations()
     match = _ARENA.search(out.text)

@@ -326,6 +326,21 @@ def test_impossible_thresholds_write_nothing(model, data, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
+@pytest.mark.tflm
+def test_tflm_rejects_gelu_naming_it(data, tmp_path):
+    """Trap 1 of shared/notes/conversion.md: TFLite Micro has no GELU kernel."""
+    pytest.importorskip("tflite_micro")
+    torch.manual_seed(0)
+    net = create("dscnn_tiny", window_samples=WINDOW, num_classes=3).eval()
+    net.features[1][2] = nn.GELU()
+    loose = Thresholds(min_agreement_pct=0, max_error_ratio=1, min_output_coverage=0)
+    with pytest.raises(CheckFailed, match="TFLite Micro cannot run the model.*GELU"):
+        quantize.export_model(net, tmp_path / "gelu", calibration=data["x_train"][:32], holdout=data["x_val"][:16],
+                              thresholds=loose)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- CLI
 
 def _checkpoint(tmp_path: Path, model: nn.Module, **data_overrides) -> Path:
@@ -350,8 +365,8 @@ def _one_line_error(err: str) -> str:
 
 @pytest.mark.parametrize("case", ["unknown_model", "missing_checkpoint", "corrupt_checkpoint", "missing_data_dir",
                                   "empty_data_dir", "bad_rate", "out_under_file", "exists", "bad_flag",
-                                  "no_shipped_checkpoint", "bad_threshold", "bad_python"])
-def test_cli_bad_input_exit_2(case, model, tmp_path, capsys):
+                                  "no_shipped_checkpoint", "no_arguments", "bad_threshold", "bad_python"])
+def test_cli_bad_input_exit_2(case, model, tmp_path, capsys, monkeypatch):
     ckpt = _checkpoint(tmp_path, model)
     out = tmp_path / "artifacts"
     argv = {
@@ -365,6 +380,7 @@ def test_cli_bad_input_exit_2(case, model, tmp_path, capsys):
         "exists": ["--checkpoint", str(ckpt), "--out", str(out)],
         "bad_flag": ["--no-such-flag"],
         "no_shipped_checkpoint": ["dscnn_tiny"],
+        "no_arguments": [],
         "bad_threshold": ["--checkpoint", str(ckpt), "--min-agreement", "120"],
         "bad_python": ["--checkpoint", str(ckpt), "--tflite-runtime-python", str(tmp_path / "nopython")],
     }[case]
@@ -373,8 +389,8 @@ def test_cli_bad_input_exit_2(case, model, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     if case == "exists":
         (out / "dscnn_tiny").mkdir(parents=True)
-    if case == "no_shipped_checkpoint" and (Path(quantize.__file__).parents[1] / "wearable/checkpoints/dscnn_tiny.pt").exists():
-        pytest.skip("a dscnn_tiny checkpoint is shipped")
+    if case in ("no_shipped_checkpoint", "no_arguments"):
+        monkeypatch.setattr("quantize.export.CHECKPOINT_DIR", tmp_path / "ckpt-none")
     if "--out" not in argv:
         argv += ["--out", str(out)]
     before = sorted(p.name for p in tmp_path.iterdir())

@@ -3,6 +3,7 @@
 Never imports torch. A later stage adds the streaming runtime here.
 """
 
+from . import golden, interpreter
 from .golden import load_golden, replay_golden
 from .interpreter import (
     BACKENDS,
@@ -16,16 +17,4 @@ from .interpreter import (
     quantize,
 )
 
-__all__ = [
-    "BACKENDS",
-    "RuntimeUnavailableError",
-    "available_backends",
-    "backend_version",
-    "load_interpreter",
-    "invoke",
-    "quantize",
-    "dequantize",
-    "quant_params",
-    "load_golden",
-    "replay_golden",
-]
+__all__ = [*interpreter.__all__, *golden.__all__]
