@@ -82,7 +82,8 @@ def check_full_int8(model: bytes) -> TfliteSummary:
     summary = summarize_tflite(model)
     problems = []
     if summary.float_ops:
-        shown = ", ".join(summary.float_ops[:12]) + (f", … {len(summary.float_ops) - 12} more" if len(summary.float_ops) > 12 else "")
+        more = len(summary.float_ops) - 12
+        shown = ", ".join(summary.float_ops[:12]) + (f", … {more} more" if more > 0 else "")
         problems.append(f"{len(summary.float_ops)} op(s) use float tensors: {shown}")
     for kind, types in (("input", summary.input_types), ("output", summary.output_types)):
         if any(t != "int8" for t in types):

@@ -229,7 +229,8 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
 # --------------------------------------------------------------------------- output
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("quantize").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:
         for name in _NOISY_LOGGERS:

@@ -174,14 +174,14 @@ def test_thresholds_validate():
 
 
 def test_agreement_per_time_sample():
-    from quantize._export import _agreement
+    from quantize._checks import agreement
 
     yf = np.zeros((2, 3, 4), np.float32)
     yf[:, 1] = 1.0  # class 1 everywhere
     yq = yf.copy()
     yq[0, 2, 0] = 2.0  # one of 8 time samples flips to class 2
     detail = {"name": "out", "dtype": np.int8, "quantization_parameters": {"scales": [0.01], "zero_points": [0]}}
-    entry = _agreement(yf, yq, detail, labels=np.ones((2, 4), np.int64))
+    entry = agreement(yf, yq, detail, labels=np.ones((2, 4), np.int64))
     assert entry["argmax_agreement_pct"] == 87.5
     assert entry["accuracy_float_pct"] == 100.0 and entry["accuracy_int8_pct"] == 87.5
     assert entry["max_abs_error"] == 2.0

@@ -51,10 +51,12 @@ def replay_golden(model: str | PathLike | bytes, golden: str | PathLike, *, back
     for g, e in zip(got, expected):
         if g.shape != e.shape:
             raise ValueError(f"output shape {g.shape} differs from golden {e.shape}")
-        diff = max(diff, int(np.max(np.abs(g.astype(np.int64) - e.astype(np.int64)))) if g.size else 0)
+        if g.size:
+            diff = max(diff, int(np.max(np.abs(g.astype(np.int64) - e.astype(np.int64)))))
     name = getattr(interp, "wearable_backend", backend)
     return {"backend": name, "version": backend_version(name) if name else None,
-            "default_delegates": default_delegates, "windows": int(inputs[0].shape[0]), "identical": diff == 0, "max_abs_diff": diff}
+            "default_delegates": default_delegates, "windows": int(inputs[0].shape[0]),
+            "identical": diff == 0, "max_abs_diff": diff}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,7 +112,8 @@ def load_interpreter(model: str | PathLike | bytes, *, backend: str | None = Non
     except ModuleNotFoundError as exc:
         if exc.name is None or not module.startswith(exc.name.split(".")[0]):
             raise
-        raise RuntimeUnavailableError(f"backend {backend!r} is not installed (pip install {BACKENDS[backend][1]})") from None
+        raise RuntimeUnavailableError(
+            f"backend {backend!r} is not installed (pip install {BACKENDS[backend][1]})") from None
     kwargs: dict[str, Any] = {"num_threads": num_threads}
     if not default_delegates:
         resolver = importlib.import_module(cls.__module__).OpResolverType

@@ -1,0 +1,88 @@
+"""Artifact files: atomic directory replacement, deterministic ``.npz``, hashes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+from torch import nn
+
+__all__ = ["check_target", "staging", "write_npz", "file_sha256", "array_sha256", "weights_sha256"]
+
+
+def check_target(out_dir: Path, overwrite: bool) -> None:
+    """Fail early, creating nothing, if ``out_dir`` exists (without overwrite) or cannot be made."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is not a directory")
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists (use overwrite=True / --force to replace it)")
+    probe = out_dir.absolute().parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot create {out_dir}: {probe} is not a writable directory")
+
+
+@contextlib.contextmanager
+def staging(out_dir: Path, overwrite: bool) -> Iterator[Path]:
+    """A temp dir next to ``out_dir``, renamed to it if the block succeeds; on failure the temp
+    dir and any parent directories made for it are removed."""
+    made = [p for p in [out_dir.absolute().parent, *out_dir.absolute().parent.parents] if not p.exists()]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    ok = False
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
+        if out_dir.exists():
+            if not overwrite:
+                raise FileExistsError(f"{out_dir} appeared during the export; not replacing it")
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, old / "previous")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+        ok = True
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if not ok:
+            for parent in made:  # innermost first
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez`` with fixed zip timestamps, so that the bytes depend only on the arrays."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            zf.writestr(info, buf.getvalue())
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def array_sha256(x: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+
+
+def weights_sha256(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
