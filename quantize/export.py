@@ -45,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="registered model names; their checkpoints are wearable/checkpoints/<MODEL>.pt")
     p.add_argument("--checkpoint", action="append", type=Path, default=[], metavar="PATH",
                    help="checkpoint file to export (repeatable)")
-    p.add_argument("--out", type=Path, default=Path("artifacts"), help="output root; one directory per model")
-    p.add_argument("--data-dir", type=Path, help="data directory (overrides the checkpoint's data_dir)")
+    p.add_argument("--out", type=Path, default=Path("artifacts"), metavar="DIR",
+                   help="output root; one directory per model")
+    p.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory (overrides the checkpoint's data_dir)")
     p.add_argument("--calibration-windows", type=int, default=500, metavar="N",
                    help="training windows used to calibrate the int8 ranges")
     p.add_argument("--holdout-windows", type=int, default=1000, metavar="N",
@@ -65,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=sorted(BACKENDS), default="litert", help="conversion backend")
     p.add_argument("--tflite-runtime-python", type=Path, metavar="PATH",
                    default=os.environ.get("WEARABLE_TFLITE_RUNTIME_PYTHON") or None,
-                   help="Python with numpy<2 + tflite-runtime 2.14 to replay the golden windows in "
-                        "(default: $WEARABLE_TFLITE_RUNTIME_PYTHON; skipped when unset)")
+                   help="Python with numpy<2 + tflite-runtime 2.14 to replay the golden windows in; "
+                        "defaults to $WEARABLE_TFLITE_RUNTIME_PYTHON, the check is skipped when neither is set")
     p.add_argument("--force", action="store_true", help="replace existing output directories")
     p.add_argument("-v", "--verbose", action="store_true", help="show converter and debug logs")
     return p
