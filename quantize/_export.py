@@ -154,8 +154,9 @@ def export_model(
                     raise CheckFailed(f"TFLite Micro cannot run the model: {exc}") from None
                 tflm = {"arena_bytes": arena, "windows": n_tflm,
                         "max_abs_diff": _checks.max_diff(y_tflm, [y[:n_tflm] for y in y_q], integer=True)}
-        else:
-            log.warning("tflite-micro is not installed: no TFLM check, no arena size")
+        else:  # a declared dependency: without it MCU compatibility is unproven, so no artifact
+            raise CheckFailed("tflite-micro is not installed (pip install --pre tflite-micro): "
+                              "cannot prove the model runs in TFLite Micro")
 
         failures = _checks.gate(thresholds, onnx_diff, agreement, agreement_x, tflm)
         if failures:

@@ -65,12 +65,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="maximum int8 difference of TFLite Micro's outputs from ai-edge-litert's builtin kernels")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="litert", help="conversion backend")
     p.add_argument("--tflite-runtime-python", type=Path, metavar="PATH",
-                   default=os.environ.get("WEARABLE_TFLITE_RUNTIME_PYTHON") or None,
-                   help="Python with numpy<2 + tflite-runtime 2.14 to replay the golden windows in; "
-                        "defaults to $WEARABLE_TFLITE_RUNTIME_PYTHON, the check is skipped when neither is set")
+                   default=_default_tflite_runtime_python(),
+                   help="Python with numpy<2 + tflite-runtime 2.14 to replay the golden windows in "
+                        "(default: $WEARABLE_TFLITE_RUNTIME_PYTHON, else ./.venv-pi/bin/python as the README "
+                        "builds it; the check is skipped, and not claimed, when neither exists)")
     p.add_argument("--force", action="store_true", help="replace existing output directories")
     p.add_argument("-v", "--verbose", action="store_true", help="show converter and debug logs")
     return p
+
+
+def _default_tflite_runtime_python() -> Path | None:
+    if os.environ.get("WEARABLE_TFLITE_RUNTIME_PYTHON"):
+        return Path(os.environ["WEARABLE_TFLITE_RUNTIME_PYTHON"])
+    local = Path(".venv-pi") / "bin" / "python"
+    return local if local.is_file() else None
 
 
 @dataclass
@@ -219,12 +227,25 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
     spec = job.data_spec
     data_info = {"source": spec["source"], "task": spec["task"], "seed": spec.get("seed", 0),
                  "calibration_split": "train", "holdout_split": args.holdout_split,
-                 "calibration_limit": args.calibration_windows, "holdout_limit": args.holdout_windows}
+                 "calibration_limit": args.calibration_windows, "holdout_limit": args.holdout_windows,
+                 "preprocessing": _preprocessing(spec)}
     return export_model(job.checkpoint, job.out, calibration=calibration.x, holdout=holdout.x,
                         holdout_labels=holdout.y, labels=list(job.checkpoint.labels) or list(holdout.labels),
                         task=spec["task"], data_info=data_info, backend=args.backend, thresholds=thresholds,
                         tflite_runtime_python=args.tflite_runtime_python, overwrite=args.force,
                         progress=progress)
+
+
+def _preprocessing(spec: dict) -> dict:
+    """What the runtime and firmware must replay before quantizing a window to the int8 input."""
+    from wearable.data import preprocess, task_filters
+
+    rate = spec["sampling_rate_hz"]
+    return {"filter": "butterworth band-pass, causal sosfilt, state starts at the first sample's steady state",
+            "order": preprocess.FILTER_ORDER, "ecg_clip_mv": preprocess.ECG_CLIP_MV, "ppg_clip": preprocess.PPG_CLIP,
+            "channels": [{"kind": kind, "band_hz": list(preprocess.FILTER_BANDS_HZ[kind]),
+                          "sos": preprocess.filter_sos(kind, sampling_rate=rate).round(12).tolist()}
+                         for kind in task_filters(spec["source"], spec["task"])]}
 
 
 # --------------------------------------------------------------------------- output

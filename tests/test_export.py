@@ -3,7 +3,7 @@
 Conversion tests are ``slow`` (litert-torch takes a few seconds per model); one tiny
 dscnn_tiny (256-sample windows, trained for a few dozen steps on synthetic sines) is
 exported once per module and shared. tflite-runtime 2.14 is checked when
-``$WEARABLE_TFLITE_RUNTIME_PYTHON`` (or /tmp/venvpi/bin/python) exists.
+``$WEARABLE_TFLITE_RUNTIME_PYTHON`` (or the README's .venv-pi/bin/python) exists.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ FILES = {"model.onnx", "model_int8.tflite", "golden.npz", "manifest.json"}
 
 
 def _tflite_runtime_python() -> str | None:
-    path = os.environ.get("WEARABLE_TFLITE_RUNTIME_PYTHON") or "/tmp/venvpi/bin/python"
+    path = os.environ.get("WEARABLE_TFLITE_RUNTIME_PYTHON") or str(Path(__file__).parents[1] / ".venv-pi/bin/python")
     return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
@@ -284,7 +284,7 @@ def test_verified_runtimes_are_the_ones_run(exported):
 def test_tflite_runtime_replays_golden(exported):
     python = _tflite_runtime_python()
     if python is None:
-        pytest.skip("no tflite-runtime Python ($WEARABLE_TFLITE_RUNTIME_PYTHON or /tmp/venvpi/bin/python)")
+        pytest.skip("no tflite-runtime Python ($WEARABLE_TFLITE_RUNTIME_PYTHON or .venv-pi/bin/python)")
     from quantize._runtimes import replay_in_python
 
     d = exported[0].directory
