@@ -1,9 +1,12 @@
-"""On-device inference: TFLite interpreter loading and int8 helpers (numpy + one TFLite runtime).
+"""On-device inference: TFLite interpreter loading, int8 helpers and the streaming runtime.
 
-Never imports torch. A later stage adds the streaming runtime here.
+Needs numpy (1.x or 2.x) and one TFLite runtime; scipy is used when present. Never imports
+torch. ``StreamRuntime`` turns sensor chunks into events (see ``wearable.runtime.streaming``).
 """
 
-from . import golden, interpreter
+from . import artifact, dsp, golden, interpreter, preprocess, ringbuffer, streaming
+from .artifact import Artifact, ArtifactError, load_artifact
+from .dsp import Resampler, SosFilter
 from .golden import load_golden, replay_golden
 from .interpreter import (
     BACKENDS,
@@ -17,4 +20,9 @@ from .interpreter import (
     quantize,
 )
 
-__all__ = [*interpreter.__all__, *golden.__all__]
+from .preprocess import Preprocessor, RateMismatchError
+from .ringbuffer import RingBuffer
+from .streaming import INCONCLUSIVE, StreamRuntime
+
+__all__ = [*interpreter.__all__, *golden.__all__, "Artifact", "ArtifactError", "load_artifact", "Resampler",
+           "SosFilter", "Preprocessor", "RateMismatchError", "RingBuffer", "INCONCLUSIVE", "StreamRuntime"]

@@ -1,0 +1,178 @@
+"""StreamRuntime logic with fake interpreters (numpy only): chunk invariance, events, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from wearable.runtime import (
+    INCONCLUSIVE,
+    ArtifactError,
+    RateMismatchError,
+    StreamRuntime,
+    load_artifact,
+)
+from wearable.runtime._fake import FakeInterpreter, fake_artifact
+
+FS = 100.0
+
+
+def _ecg(seconds: float, *, rate: float = FS, bpm: float = 75.0, amp: float = 1.5, seed: int = 0) -> np.ndarray:
+    """Narrow Gaussian 'R waves' every 60/bpm s plus small noise: enough for the fakes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.02 * rng.normal(size=t.size)
+    for r in np.arange(0.5, seconds, 60.0 / bpm):
+        x += amp * np.exp(-0.5 * ((t - r) / 0.012) ** 2)
+    return x
+
+
+def _runtime(mode="classification", **kw):
+    art = fake_artifact(mode)
+    return StreamRuntime(art, interpreter=FakeInterpreter(art), **kw)
+
+
+def _play(x, sizes, mode="classification", **kw):
+    rt = _runtime(mode, **kw)
+    rng = np.random.default_rng(7)
+    events, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(0, 150)) if sizes == "random" else sizes
+        events += rt.push(x[i:i + n])
+        i += n
+    return events + rt.flush(), rt
+
+
+@pytest.mark.parametrize("mode", ["classification", "segmentation"])
+def test_chunk_invariance(mode):
+    x = np.concatenate([_ecg(20, amp=0.2), _ecg(20, amp=2.0, seed=1), _ecg(20, amp=0.2, seed=2)])
+    x[3000:3040] = np.nan
+    ref, rt = _play(x, 1000, mode, rails=(-8.0, 8.0))
+    assert ref and rt.windows == (len(x) - 200) // 50 + 1
+    for sizes in (1, 7, 64, "random"):
+        got, _ = _play(x, sizes, mode, rails=(-8.0, 8.0))
+        assert got == ref, sizes
+
+
+def test_chunk_invariance_with_resampling():
+    x = _ecg(15, rate=360.0)
+    ref, _ = _play(x, 1000, "segmentation", sampling_rate=360.0, resample=True)
+    assert sum(e["type"] == "beat" for e in ref) >= 15
+    for sizes in (1, 7, "random"):
+        assert _play(x, sizes, "segmentation", sampling_rate=360.0, resample=True)[0] == ref
+
+
+def test_classification_smoothing_threshold_and_episodes():
+    x = np.concatenate([_ecg(20, amp=0.2), _ecg(20, amp=2.0, seed=1)])
+    events, rt = _play(x, 500, smoothing=3, threshold=0.9)
+    cls = [e for e in events if e["type"] == "class"]
+    assert len(cls) == rt.windows == (len(x) - 200) // 50 + 1
+    assert cls[0]["start"] == 0.0 and cls[0]["end"] == 2.0 and cls[1]["end"] == 2.5
+    # the mixed smoothing buffer at the switch is below 0.9: inconclusive instead of a guess
+    assert INCONCLUSIVE in [e["smoothed"] for e in cls]
+    rhythm = [e for e in events if e["type"] == "rhythm"]
+    assert [e["label"] for e in rhythm] == ["low", INCONCLUSIVE, "high"]
+    assert rhythm[0]["start"] == 0.0 and rhythm[-1]["end"] == cls[-1]["end"]
+    assert all(a["end"] == b["start"] for a, b in zip(rhythm, rhythm[1:]))  # episodes tile stream time
+
+
+def test_segmentation_beats_hr_and_latency():
+    x = _ecg(30, bpm=60.0)
+    rt = _runtime("segmentation")
+    beats, hr = [], []
+    for i in range(0, len(x), 10):
+        for e in rt.push(x[i:i + 10]):
+            if e["type"] == "beat":
+                # final at most one window after the sample arrived
+                assert (i + 10) / FS - e["t"] <= rt.latency_samples / FS + 0.1
+                beats.append(e["t"])
+            hr += [e["bpm"] for e in [e] if e["type"] == "hr"]
+    beats += [e["t"] for e in rt.flush() if e["type"] == "beat"]
+    expected = np.arange(0.5, 30, 1.0)
+    assert len(beats) == len(expected)
+    # causal band-pass delays the peak a little; the run centre stays within 50 ms of the R peak
+    assert np.max(np.abs(np.array(beats) - expected)) < 0.05
+    assert hr and all(abs(b - 60.0) < 2 for b in hr)
+
+
+def test_nonfinite_samples_become_artifact_and_inconclusive():
+    x = _ecg(30)
+    x[1000:1100] = np.nan
+    x[2000] = np.inf
+    events, _ = _play(x, 333)
+    arts = [e for e in events if e["type"] == "artifact"]
+    assert arts == [{"type": "artifact", "kind": "nonfinite", "start": 10.0, "end": 11.0},
+                    {"type": "artifact", "kind": "nonfinite", "start": 20.0, "end": 20.01}]
+    for e in (e for e in events if e["type"] == "class"):
+        overlaps = e["start"] < 11.0 and e["end"] > 10.0 or e["start"] < 20.01 and e["end"] > 20.0
+        assert (e["smoothed"] == INCONCLUSIVE) or not overlaps
+        assert np.isfinite(e["p"])
+    # all-NaN stream: no crash, everything inconclusive
+    events, _ = _play(np.full(1000, np.nan), 100)
+    assert {e["smoothed"] for e in events if e["type"] == "class"} == {INCONCLUSIVE}
+
+
+def test_gap_keeps_timestamps_and_is_reported():
+    x = _ecg(30, bpm=60.0)
+    rt = _runtime("segmentation")
+    events = rt.push(x[:1000]) + rt.gap(250) + rt.push(x[1000:]) + rt.flush()
+    assert {"type": "artifact", "kind": "gap", "start": 10.0, "end": 12.5} in events
+    beats = np.array([e["t"] for e in events if e["type"] == "beat"])
+    after = beats[beats > 14.0]
+    # samples after the gap keep their place: shifted by exactly the gap's 2.5 s
+    # (beats were at 0.5 + k s; after the gap they must sit at 0.5 + 2.5 + k s)
+    assert len(after) >= 10 and np.abs((after - 3.0) - np.round(after - 3.0)).max() < 0.05
+    assert rt.n_in == len(x) + 250
+    with pytest.raises(ValueError):
+        rt.gap(-1)
+
+
+def test_rails_saturation_zero_and_huge_chunks():
+    x = _ecg(60)
+    x[3000:3050] = 10.0
+    rt = _runtime(rails=(-10.0, 10.0))
+    assert rt.push(np.zeros(0)) == [] and rt.push([]) == []
+    events = rt.push(x) + rt.flush()
+    assert {"type": "artifact", "kind": "saturation", "start": 30.0, "end": 30.5} in events
+    huge = np.tile(x[:6000], 40)  # 240,000 samples at once
+    a, _ = _play(huge, len(huge))
+    b, _ = _play(huge, 4096)
+    assert a == b and len(a) > 4000
+
+
+def test_bad_chunks_and_configuration():
+    rt = _runtime()
+    for bad in (np.zeros((10, 2)), np.zeros((2, 3, 4)), np.array(["a", "b"])):
+        with pytest.raises(ValueError):
+            rt.push(bad)
+    rt.flush()
+    with pytest.raises(RuntimeError, match="flushed"):
+        rt.push(np.zeros(3))
+    with pytest.raises(RateMismatchError, match="enable resampling"):
+        _runtime(sampling_rate=360.0)
+    with pytest.raises(ValueError, match="threshold"):
+        _runtime(threshold=1.5)
+
+
+def test_missing_and_tampered_artifacts(tmp_path):
+    with pytest.raises(ArtifactError, match="not found"):
+        load_artifact(tmp_path / "nope")
+    with pytest.raises(ArtifactError, match="no manifest.json"):
+        load_artifact(tmp_path)
+    manifest = dict(fake_artifact().manifest)
+    model = b"TFL3 pretend model bytes"
+    manifest["files"] = {"model_int8.tflite": {"bytes": len(model), "sha256": hashlib.sha256(model).hexdigest()}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="missing"):
+        load_artifact(tmp_path)
+    (tmp_path / "model_int8.tflite").write_bytes(model)
+    assert load_artifact(tmp_path).model == model
+    (tmp_path / "model_int8.tflite").write_bytes(model[:-1] + b"!")
+    with pytest.raises(ArtifactError, match="does not match the manifest"):
+        load_artifact(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="unreadable manifest"):
+        load_artifact(tmp_path)

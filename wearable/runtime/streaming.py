@@ -1,0 +1,389 @@
+"""The streaming runtime: sensor samples in (chunks of any size), timestamped events out.
+
+>>> rt = StreamRuntime(load_artifact("artifacts/dscnn_tiny"), sampling_rate=360, resample=True)  # doctest: +SKIP
+>>> events = rt.push(chunk) + rt.push(next_chunk) + rt.flush()                                   # doctest: +SKIP
+
+Pipeline: input checks -> ``Preprocessor`` (resample, band-pass, clip) -> int8 quantization
+to the model's input scale -> one ``RingBuffer`` per channel (capacity = window) -> a window
+runs through the interpreter every ``hop_samples`` model samples (the first when ``window``
+samples have arrived) -> events.
+
+Time: every timestamp is stream time in seconds derived from sample counts (model sample
+``m`` is at ``m / model_rate``; sensor sample ``i`` at ``i / sampling_rate``), never the wall
+clock. Events are plain dicts (JSON-ready), by ``type``:
+
+``class``     one per window: ``start``, ``end`` (the window), ``label`` (argmax of this
+              window), ``p`` (its probability), ``smoothed`` (mean of the last ``smoothing``
+              probability vectors: its argmax, or ``"inconclusive"`` when its probability is
+              below ``threshold`` or the window overlaps an input artifact).
+``rhythm``    an episode ``start``, ``end``, ``label`` of consecutive equal ``smoothed``
+              decisions; each decision covers the hop that ended its window (the first one
+              its whole window), so episodes tile stream time. Emitted when it ends or on flush.
+``artifact``  ``kind``, ``start``, ``end``: input problems (``gap`` from ``gap(n)``,
+              ``nonfinite`` NaN/inf samples, ``saturation`` at the configured ``rails``) and,
+              for a segmentation model with a ``clean`` label, runs of the other labels.
+``beat``      ``t``, ``label`` (segmentation model with a ``qrs`` label: centre of each run).
+``hr``        ``t``, ``bpm``: 60 / median RR of the beats in the last ``hr_interval_s``.
+
+Bad input: NaN/inf samples are replaced by the last finite value of their channel (0 before
+any) so filters stay finite, and reported as ``nonfinite`` artifacts; ``gap(n)`` inserts
+``n`` held samples for a sensor dropout, so later timestamps do not shift; windows that
+overlap any input artifact are classified ``inconclusive``. A zero-length chunk is a no-op;
+a chunk of any size is processed window by window with memory proportional to the chunk.
+A wrong shape or dtype raises ``ValueError``; a sensor rate that differs from the model's
+without ``resample=True`` raises ``RateMismatchError``.
+
+Segmentation (output ``(1, K, W)``): the probabilities of overlapping windows are averaged per
+sample; after window ``e`` (covering ``[e-W, e)``) the samples ``[e-W, e-W+hop)`` are final,
+since no later window covers them. Latency is therefore fixed by the schedule: a sample is
+final ``W - ((t - (e-W)) )`` samples after it arrives, at most ``W`` samples (window length)
+and at least ``W - hop``; beats and artifact runs come out in that order.
+
+Event order does not depend on chunking: within a ``push`` events are released in the order
+that sample-by-sample pushing would give (keyed by the input sample count that decided them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable
+
+import numpy as np
+
+from .artifact import Artifact
+from .interpreter import dequantize, load_interpreter, quant_params
+from .preprocess import Preprocessor
+from .ringbuffer import RingBuffer
+
+__all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS"]
+
+INCONCLUSIVE = "inconclusive"
+ARTIFACT_INPUT_KINDS = ("gap", "nonfinite", "saturation")
+_PHASE_INPUT, _PHASE_MODEL = 0, 1
+
+
+def _r(t: float) -> float:
+    return round(float(t), 6)
+
+
+class StreamRuntime:
+    """Run an exported artifact over a stream; see the module docstring for events and latency."""
+
+    def __init__(self, artifact: Artifact, *, sampling_rate: float | None = None, resample: bool = False,
+                 smoothing: int = 3, threshold: float = 0.5, rails: tuple[float, float] | None = None,
+                 policy: str = "overwrite_oldest", backend: str | None = None, interpreter: Any = None,
+                 filter_backend: str | None = None, hr_interval_s: float = 10.0, ppg_scale: float = 1.0,
+                 on_samples: Callable[[int, np.ndarray], None] | None = None) -> None:
+        if smoothing < 1:
+            raise ValueError(f"smoothing must be >= 1, got {smoothing}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if rails is not None and not rails[0] < rails[1]:
+            raise ValueError(f"rails must be (low, high) with low < high, got {rails}")
+        self.artifact = artifact
+        self.model_rate = artifact.sampling_rate
+        self.window, self.hop = artifact.window, artifact.hop
+        if self.hop < 1 or self.hop > self.window:
+            raise ValueError(f"hop_samples {self.hop} must be in [1, window {self.window}]")
+        pre = artifact.preprocessing
+        self.pre = Preprocessor(artifact.channels, model_rate=self.model_rate, sampling_rate=sampling_rate,
+                                resample=resample, ecg_clip=float(pre.get("ecg_clip_mv", 5.0)),
+                                ppg_clip=float(pre.get("ppg_clip", 5.0)), ppg_scale=ppg_scale,
+                                filter_backend=filter_backend)
+        self.sampling_rate = self.pre.sampling_rate
+        self.interp = interpreter if interpreter is not None else load_interpreter(
+            artifact.model, backend=backend, default_delegates=True)
+        self._in = self.interp.get_input_details()[0]
+        self._out = self.interp.get_output_details()[0]
+        shape = tuple(int(s) for s in self._in["shape"])
+        self.n_channels = self.pre.n_channels
+        if shape != (1, self.n_channels, self.window):
+            raise ValueError(f"model input shape {shape} does not match the manifest's "
+                             f"(1, {self.n_channels}, {self.window})")
+        self._in_dtype = np.dtype(self._in["dtype"])
+        self._in_scale, self._in_zero = quant_params(self._in)
+        out_shape = tuple(int(s) for s in self._out["shape"])
+        self.labels = artifact.labels
+        if len(out_shape) == 2:
+            self.mode = "classification"
+        elif len(out_shape) == 3 and out_shape[1:] == (len(self.labels), self.window):
+            self.mode = "segmentation"
+        else:
+            raise ValueError(f"unsupported model output shape {out_shape} (want (1, K) or (1, K, window))")
+        self.rings = [RingBuffer(self.window, dtype=self._in_dtype, policy=policy) for _ in range(self.n_channels)]
+        self.smoothing, self.threshold, self.rails = smoothing, threshold, rails
+        self.hr_interval_s = hr_interval_s
+        self.on_samples = on_samples
+        # stream counters
+        self.n_in = 0          # sensor samples consumed (gaps included)
+        self.n_model = 0       # model-rate samples produced
+        self.windows = 0
+        self._next_end = self.window
+        self._hold = np.zeros(self.n_channels)
+        self._runs: dict[str, int | None] = {k: None for k in ARTIFACT_INPUT_KINDS}  # open run start (sensor idx)
+        self._flags: deque = deque()  # (start_s, end_s or None) of input artifacts, for window checks
+        self._probs: deque = deque(maxlen=smoothing)
+        self._episode: tuple[str, float] | None = None
+        self._last_end = 0.0
+        self._seg_acc = np.zeros((len(self.labels), self.window)) if self.mode == "segmentation" else None
+        self._seg_cnt = np.zeros(self.window)
+        self._seg_run: tuple[str, int] | None = None
+        self._beats: deque = deque()
+        self._pending: list = []
+        self._seq = 0
+        self._flushed = False
+        self.interpreter_s = 0.0  # time inside set_tensor/invoke/get_tensor (for the benchmark)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def latency_samples(self) -> int:
+        """Worst-case model samples between a sample's arrival and its final segmentation label."""
+        return self.window
+
+    def push(self, samples) -> list[dict]:
+        """Feed the next chunk, shape ``(n,)`` for one channel or ``(n, C)``; return new events."""
+        x = self._check(samples)
+        if x.shape[0] == 0:
+            return []
+        nonfinite = ~np.isfinite(x).all(axis=1)
+        saturated = np.zeros(len(x), dtype=bool)
+        if self.rails is not None:
+            with np.errstate(invalid="ignore"):
+                saturated = ((x <= self.rails[0]) | (x >= self.rails[1])).any(axis=1) & ~nonfinite
+        if nonfinite.any():
+            x = self._fill(x)
+        else:
+            self._hold = x[-1].astype(np.float64)
+        return self._process(x, {"nonfinite": nonfinite, "saturation": saturated})
+
+    def gap(self, n: int) -> list[dict]:
+        """A sensor dropout of ``n`` samples: hold the last value, keep time, report a ``gap`` artifact."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"gap length must be a non-negative integer, got {n!r}")
+        if n == 0:
+            return []
+        x = np.broadcast_to(self._hold, (int(n), self.n_channels))
+        return self._process(x, {"gap": np.ones(int(n), dtype=bool)})
+
+    def flush(self) -> list[dict]:
+        """End of stream: resampler tail, last segmentation samples, open episodes and artifacts."""
+        if self._flushed:
+            return []
+        self._flushed = True
+        key = self.n_in + 1
+        tail = self.pre.flush()
+        if len(tail):
+            self._feed_model(self._quantize(tail), np.full(len(tail), key), tail)
+        for kind, start in self._runs.items():
+            if start is not None:
+                self._artifact(kind, start / self.sampling_rate, self.n_in / self.sampling_rate, key, _PHASE_INPUT)
+                self._runs[kind] = None
+        if self.mode == "segmentation" and self.windows:
+            s0 = self._next_end - self.hop - self.window + self.hop  # front of the accumulator
+            n = int((self._seg_cnt > 0).sum())
+            self._seg_finalize(s0, n, key)
+            self._seg_close(s0 + n, key)
+        if self._episode is not None:
+            label, start = self._episode
+            self._emit({"type": "rhythm", "start": _r(start), "end": _r(self._last_end), "label": label},
+                       key, _PHASE_MODEL)
+            self._episode = None
+        return self._release()
+
+    # ------------------------------------------------------------------ input side
+    def _check(self, samples) -> np.ndarray:
+        if self._flushed:
+            raise RuntimeError("stream already flushed; make a new StreamRuntime")
+        x = np.asarray(samples)
+        if x.dtype.kind not in "fiub":
+            raise ValueError(f"samples must be numbers, got dtype {x.dtype}")
+        if x.ndim == 1 and self.n_channels == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise ValueError(f"chunk must have shape (n,) or (n, {self.n_channels}), got {x.shape}")
+        return x.astype(np.float64, copy=False)
+
+    def _fill(self, x: np.ndarray) -> np.ndarray:
+        """Replace non-finite values by the last finite value of their channel."""
+        x = x.copy()
+        for c in range(self.n_channels):
+            v = x[:, c]
+            ok = np.isfinite(v)
+            idx = np.where(ok, np.arange(len(v)), -1)
+            np.maximum.accumulate(idx, out=idx)
+            v[:] = np.where(idx >= 0, v[np.maximum(idx, 0)], self._hold[c])
+            self._hold[c] = v[-1]
+        return x
+
+    def _process(self, x: np.ndarray, masks: dict[str, np.ndarray]) -> list[dict]:
+        n0 = self.n_in
+        self._input_flags(masks, n0)
+        self.n_in += len(x)
+        y = self.pre(x)
+        if len(y):
+            self._feed_model(self._quantize(y), self._keys(self.n_model, len(y)), y)
+        return self._release()
+
+    def _input_flags(self, masks: dict[str, np.ndarray], n0: int) -> None:
+        fs = self.sampling_rate
+        for kind in ARTIFACT_INPUT_KINDS:
+            m = masks.get(kind)
+            if m is None:
+                m = np.zeros(0, dtype=bool)
+            if not m.any() and self._runs[kind] is None:
+                continue
+            n = len(next(iter(masks.values())))
+            m = m if len(m) else np.zeros(n, dtype=bool)
+            # run boundaries inside the chunk, with the open run from the previous chunk
+            prev = self._runs[kind] is not None
+            edges = np.flatnonzero(np.diff(np.concatenate([[prev], m]).astype(np.int8)))
+            for e in edges:
+                if m[e]:  # run starts at sample n0 + e
+                    self._runs[kind] = n0 + e
+                    self._flags.append([(n0 + e) / fs, None, kind])
+                else:     # run ended before sample n0 + e; decided when that sample arrived
+                    start = self._runs[kind]
+                    self._artifact(kind, start / fs, (n0 + e) / fs, n0 + e + 1, _PHASE_INPUT)
+                    for f in self._flags:
+                        if f[1] is None and f[2] == kind:
+                            f[1] = (n0 + e) / fs
+                    self._runs[kind] = None
+
+    def _keys(self, m0: int, n: int) -> np.ndarray:
+        """Input sample count at which model samples m0..m0+n-1 became available."""
+        m = np.arange(m0, m0 + n, dtype=np.int64)
+        if not self.pre.resamplers:
+            return m + 1
+        r = self.pre.resamplers[0]
+        # output m needs upfirdn output m + pre_remove, final once (m + pre) * down < n_in * up
+        return ((m + r._pre_remove) * r.down) // r.up + 1
+
+    def _quantize(self, y: np.ndarray) -> np.ndarray:
+        v = y / self._in_scale
+        q = np.sign(v) * np.floor(np.abs(v) + 0.5) + self._in_zero  # half away from zero, as TFLite
+        info = np.iinfo(self._in_dtype)
+        return np.clip(q, info.min, info.max).astype(self._in_dtype)
+
+    # ------------------------------------------------------------------ model side
+    def _feed_model(self, q: np.ndarray, keys: np.ndarray, y: np.ndarray) -> None:
+        if self.on_samples is not None:
+            self.on_samples(self.n_model, y)
+        i = 0
+        n = len(q)
+        while i < n:
+            k = min(n - i, self._next_end - self.n_model)
+            for c, ring in enumerate(self.rings):
+                ring.push(q[i:i + k, c])
+            self.n_model += k
+            i += k
+            if self.n_model == self._next_end:
+                self._run_window(int(keys[i - 1]))
+                self._next_end += self.hop
+
+    def _run_window(self, key: int) -> None:
+        e, w, fs = self.n_model, self.window, self.model_rate
+        if self.n_channels == 1:
+            x = self.rings[0].latest(w).reshape(1, 1, w)
+        else:
+            x = np.stack([r.latest(w) for r in self.rings])[None]
+        t0 = time.perf_counter()
+        self.interp.set_tensor(self._in["index"], x)
+        self.interp.invoke()
+        out = self.interp.get_tensor(self._out["index"])
+        self.interpreter_s += time.perf_counter() - t0
+        self.windows += 1
+        logits = dequantize(out, self._out)[0].astype(np.float64)
+        clean = not self._overlaps((e - w) / fs, e / fs)
+        if self.mode == "classification":
+            self._classify(logits, e, clean, key)
+        else:
+            self._segment(logits, e, key)
+
+    def _overlaps(self, t0: float, t1: float) -> bool:
+        while self._flags and self._flags[0][1] is not None and self._flags[0][1] <= t0:
+            self._flags.popleft()  # ended before every future window starts
+        return any(f[0] < t1 and (f[1] is None or f[1] > t0) for f in self._flags)
+
+    def _classify(self, logits: np.ndarray, e: int, clean: bool, key: int) -> None:
+        fs, w = self.model_rate, self.window
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        top = int(p.argmax())
+        if clean:
+            self._probs.append(p)
+            mean = np.mean(self._probs, axis=0)
+            best = int(mean.argmax())
+            smoothed = self.labels[best] if mean[best] >= self.threshold else INCONCLUSIVE
+        else:
+            smoothed = INCONCLUSIVE
+        self._emit({"type": "class", "start": _r((e - w) / fs), "end": _r(e / fs), "label": self.labels[top],
+                    "p": round(float(p[top]), 4), "smoothed": smoothed}, key, _PHASE_MODEL)
+        start = (e - w if self.windows == 1 else e - self.hop) / fs
+        if self._episode is None:
+            self._episode = (smoothed, start)
+        elif self._episode[0] != smoothed:
+            self._emit({"type": "rhythm", "start": _r(self._episode[1]), "end": _r(start),
+                        "label": self._episode[0]}, key, _PHASE_MODEL)
+            self._episode = (smoothed, start)
+        self._last_end = e / fs
+
+    def _segment(self, logits: np.ndarray, e: int, key: int) -> None:
+        p = np.exp(logits - logits.max(axis=0, keepdims=True))
+        p /= p.sum(axis=0, keepdims=True)
+        self._seg_acc += p
+        self._seg_cnt += 1
+        self._seg_finalize(e - self.window, self.hop, key)
+
+    def _seg_finalize(self, s0: int, n: int, key: int) -> None:
+        """Samples ``[s0, s0+n)`` (the front of the accumulator) are final: emit runs, shift left."""
+        if n <= 0:
+            return
+        cnt = np.maximum(self._seg_cnt[:n], 1)
+        labels = (self._seg_acc[:, :n] / cnt).argmax(axis=0)
+        changes = np.flatnonzero(np.diff(labels)) + 1
+        starts = np.concatenate([[0], changes])
+        for st, lab in zip(starts, labels[starts]):
+            name = self.labels[int(lab)]
+            if self._seg_run is None:
+                self._seg_run = (name, s0 + int(st))
+            elif self._seg_run[0] != name:
+                self._seg_close(s0 + int(st), key)
+                self._seg_run = (name, s0 + int(st))
+        self._seg_acc = np.roll(self._seg_acc, -n, axis=1)
+        self._seg_acc[:, -n:] = 0.0
+        self._seg_cnt = np.roll(self._seg_cnt, -n)
+        self._seg_cnt[-n:] = 0.0
+
+    def _seg_close(self, end: int, key: int) -> None:
+        if self._seg_run is None:
+            return
+        name, start = self._seg_run
+        self._seg_run = None
+        fs = self.model_rate
+        if name == "qrs":
+            t = (start + end - 1) / 2 / fs
+            self._emit({"type": "beat", "t": _r(t), "label": name}, key, _PHASE_MODEL)
+            self._beats.append(t)
+            while self._beats and self._beats[0] < t - self.hr_interval_s:
+                self._beats.popleft()
+            if len(self._beats) >= 2:
+                rr = float(np.median(np.diff(np.asarray(self._beats))))
+                if rr > 0:
+                    self._emit({"type": "hr", "t": _r(t), "bpm": round(60.0 / rr, 2)}, key, _PHASE_MODEL)
+        elif "clean" in self.labels and name != "clean":
+            self._artifact(name, start / fs, end / fs, key, _PHASE_MODEL)
+
+    # ------------------------------------------------------------------ events
+    def _artifact(self, kind: str, start: float, end: float, key: int, phase: int) -> None:
+        self._emit({"type": "artifact", "kind": kind, "start": _r(start), "end": _r(end)}, key, phase)
+
+    def _emit(self, event: dict, key: int, phase: int) -> None:
+        self._pending.append((int(key), phase, self._seq, event))
+        self._seq += 1
+
+    def _release(self) -> list[dict]:
+        self._pending.sort(key=lambda item: item[:3])
+        out = [item[3] for item in self._pending]
+        self._pending.clear()
+        return out
