@@ -1,0 +1,79 @@
+"""StreamRuntime on exported artifacts in the numpy<2 + tflite-runtime env (no scipy, no torch).
+
+Needs ``WEARABLE_ARTIFACTS_DIR`` (like test_pi_runtime.py); skipped without it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wearable.runtime import StreamRuntime, available_backends, invoke, load_artifact, load_interpreter, quantize
+
+_ROOT = os.environ.get("WEARABLE_ARTIFACTS_DIR")
+pytestmark = pytest.mark.skipif(not _ROOT, reason="WEARABLE_ARTIFACTS_DIR is not set")
+
+
+def _dirs() -> list[Path]:
+    if not _ROOT:
+        return []
+    root = Path(_ROOT)
+    return [root] if (root / "manifest.json").is_file() else sorted(p.parent for p in root.glob("*/manifest.json"))
+
+
+def _backend() -> str:
+    found = available_backends()
+    if not found:
+        pytest.skip("no TFLite runtime installed")
+    return "tflite_runtime" if "tflite_runtime" in found else found[0]
+
+
+def _signal(seconds: float, rate: float) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.05 * np.sin(2 * np.pi * 0.3 * t)
+    for r in np.arange(0.3, seconds, 0.8):
+        x += 1.2 * np.exp(-0.5 * ((t - r) / 0.015) ** 2)
+    return x
+
+
+def _play(art, x, sizes, **kw):
+    rt = StreamRuntime(art, backend=_backend(), **kw)
+    rng = np.random.default_rng(3)
+    events, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(0, 700)) if sizes == "random" else sizes
+        events += rt.push(x[i:i + n])
+        i += n
+    return events + rt.flush(), rt
+
+
+@pytest.mark.parametrize("art_dir", _dirs(), ids=lambda p: p.name)
+def test_stream_chunk_invariance_on_artifact(art_dir: Path):
+    art = load_artifact(art_dir)
+    x = _signal(4 * art.window / art.sampling_rate, art.sampling_rate)
+    ref, rt = _play(art, x, 1000)
+    assert rt.windows == (len(x) - art.window) // art.hop + 1
+    for sizes in (1, 7, 64, "random"):
+        assert _play(art, x, sizes)[0] == ref, sizes
+
+
+@pytest.mark.parametrize("art_dir", _dirs(), ids=lambda p: p.name)
+def test_stream_windows_equal_offline_windows(art_dir: Path):
+    """The ring buffer hands the model exactly the quantized preprocessed window, at the hop."""
+    art = load_artifact(art_dir)
+    x = _signal(2 * art.window / art.sampling_rate, art.sampling_rate)
+    pre = []
+    rt = StreamRuntime(art, backend=_backend(), on_samples=lambda m0, y: pre.append(y))
+    events = [e for e in rt.push(x) + rt.flush() if e["type"] in ("class",)]
+    y = np.concatenate(pre)
+    interp = load_interpreter(art.model, backend=_backend())
+    d = interp.get_input_details()[0]
+    w, hop = art.window, art.hop
+    for k, e in enumerate(events):
+        win = quantize(y[k * hop:k * hop + w, :].T[None], d)
+        probs = invoke(interp, win)[0]
+        assert art.labels[int(np.argmax(probs))] == e["label"]
+        assert e["start"] == pytest.approx(k * hop / art.sampling_rate)
