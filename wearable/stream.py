@@ -1,0 +1,232 @@
+"""Play a WFDB or CSV record through the streaming runtime and write its events as JSON lines.
+
+    python -m wearable.stream artifacts/dscnn_tiny --record ../shared/data/mitdb/100
+    python -m wearable.stream artifacts/dscnn_tiny --record ecg.csv --sampling-rate 250 --out events.jsonl
+    python -m wearable.stream artifacts/dscnn_tiny --record ../shared/data/mitdb/100 --realtime --plot ev.png
+
+The record is fed in chunks (``--chunk`` samples) as fast as possible, or paced at real time
+with ``--realtime``; the sensor rate is resampled to the model's unless ``--no-resample``.
+Progress and a summary go to stderr, events to ``--out`` (default stdout). Exit 2 with one
+``error:`` line on bad input (missing or tampered artifact, unreadable record, rate mismatch).
+Needs numpy and a TFLite runtime; ``wfdb`` for WFDB records and ``matplotlib`` for ``--plot``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .runtime import ArtifactError, RateMismatchError, StreamRuntime, load_artifact
+
+__all__ = ["main", "read_record"]
+
+
+class _InputError(ValueError):
+    pass
+
+
+def read_record(path: str, *, sampling_rate: float | None = None, channel: str | None = None,
+                column: int = 0) -> tuple[np.ndarray, float, str]:
+    """``(samples (n,), sampling rate Hz, description)`` from a WFDB record path or a CSV file.
+
+    CSV: one sample per row, ``column`` picks the column, a non-numeric first row is a header,
+    empty or non-numeric cells become NaN (the runtime reports them); ``sampling_rate`` is required.
+    WFDB: the path without extension; ``channel`` names the signal (default MLII, else the first).
+    """
+    p = Path(path)
+    if p.suffix.lower() in (".csv", ".txt"):
+        if sampling_rate is None:
+            raise _InputError("a CSV record needs --sampling-rate")
+        if not p.is_file():
+            raise _InputError(f"record {p} not found")
+        try:
+            # a blank line is a missing sample (NaN), not nothing: time must not shift
+            lines = [line if line.strip() else "nan" for line in p.read_text().splitlines()]
+            data = np.genfromtxt(lines, delimiter=",", dtype=np.float64, invalid_raise=False)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise _InputError(f"{p}: unreadable CSV ({exc})") from None
+        data = np.atleast_2d(data.T).T if data.ndim == 1 else data
+        if data.size == 0 or data.ndim != 2 or column >= data.shape[1]:
+            raise _InputError(f"{p}: no column {column} of numbers")
+        x = data[:, column]
+        if len(x) and np.isnan(x[0]):
+            x = x[1:]  # header row
+        return x, float(sampling_rate), f"{p.name} column {column}"
+    if not p.with_suffix(".hea").is_file() and not Path(str(p) + ".hea").is_file():
+        raise _InputError(f"record {p}: no {p.name}.hea (give a WFDB record path without extension, or a .csv)")
+    try:
+        import wfdb
+    except ImportError:
+        raise _InputError("reading WFDB records needs the wfdb package (pip install wfdb)") from None
+    try:
+        rec = wfdb.rdrecord(str(p))
+    except Exception as exc:  # wfdb raises many types for corrupt files
+        raise _InputError(f"record {p}: unreadable ({type(exc).__name__}: {exc})") from None
+    names = list(rec.sig_name)
+    name = channel or ("MLII" if "MLII" in names else names[0])
+    if name not in names:
+        raise _InputError(f"record {p} has no channel {name!r}; it has {', '.join(names)}")
+    x = rec.p_signal[:, names.index(name)].astype(np.float64)
+    fs = float(rec.fs)
+    if sampling_rate is not None and abs(sampling_rate - fs) > 1e-9:
+        raise _InputError(f"--sampling-rate {sampling_rate:g} contradicts the record header's {fs:g} Hz")
+    return x, fs, f"{p.name} {name} ({rec.units[names.index(name)]})"
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m wearable.stream", description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Events (JSON lines): class, rhythm, artifact, beat, hr; "
+                                        "times in seconds of stream time. See wearable.runtime.streaming.")
+    ap.add_argument("artifact", metavar="ARTIFACT_DIR", help="an exported artifact (manifest.json, model_int8.tflite)")
+    ap.add_argument("--record", required=True, metavar="PATH", help="WFDB record path without extension, or a .csv")
+    ap.add_argument("--sampling-rate", type=float, metavar="HZ", help="sensor rate (required for CSV)")
+    ap.add_argument("--channel", metavar="NAME", help="WFDB signal name (default MLII, else the first)")
+    ap.add_argument("--column", type=int, default=0, metavar="N", help="CSV column (default 0)")
+    ap.add_argument("--seconds", type=float, metavar="S", help="play only the first S seconds")
+    ap.add_argument("--chunk", type=int, default=32, metavar="N", help="samples per push (default 32)")
+    ap.add_argument("--realtime", action="store_true", help="pace the chunks at the sensor rate")
+    ap.add_argument("--no-resample", action="store_true", help="refuse a sensor rate that differs from the model's")
+    ap.add_argument("--smoothing", type=int, default=3, metavar="K", help="mean of the last K windows (default 3)")
+    ap.add_argument("--threshold", type=float, default=0.5, metavar="P",
+                    help="below this smoothed probability the decision is 'inconclusive' (default 0.5)")
+    ap.add_argument("--rails", type=float, nargs=2, metavar=("LOW", "HIGH"), help="sensor rails: saturation")
+    ap.add_argument("--backend", help="TFLite backend (default: first installed)")
+    ap.add_argument("--out", default="-", metavar="FILE", help="JSON-lines file for events (default stdout)")
+    ap.add_argument("--class-events", action="store_true", help="also write one 'class' event per window")
+    ap.add_argument("--plot", metavar="PNG", help="draw a stretch of the model input with the events")
+    ap.add_argument("--plot-start", type=float, default=0.0, metavar="S", help="plot from S seconds (default 0)")
+    ap.add_argument("--plot-seconds", type=float, default=60.0, metavar="S", help="plot length (default 60)")
+    ap.add_argument("--quiet", action="store_true", help="no progress line")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (_InputError, ArtifactError, RateMismatchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.chunk < 1:
+        raise _InputError(f"--chunk must be >= 1, got {args.chunk}")
+    if not 0.0 <= args.threshold <= 1.0 or args.smoothing < 1:
+        raise _InputError("--threshold must be in [0, 1] and --smoothing >= 1")
+    art = load_artifact(args.artifact)
+    x, fs, desc = read_record(args.record, sampling_rate=args.sampling_rate, channel=args.channel,
+                              column=args.column)
+    if args.seconds is not None:
+        x = x[: int(round(args.seconds * fs))]
+    if len(x) == 0:
+        raise _InputError(f"record {args.record} has no samples")
+    plot = _PlotCapture(args.plot_start, args.plot_seconds, art.sampling_rate) if args.plot else None
+    if args.plot:
+        _check_matplotlib()
+    rt = StreamRuntime(art, sampling_rate=fs, resample=not args.no_resample, smoothing=args.smoothing,
+                       threshold=args.threshold, rails=tuple(args.rails) if args.rails else None,
+                       backend=args.backend, on_samples=plot.add if plot else None)
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    counts: Counter = Counter()
+    kept: list[dict] = []
+    duration = len(x) / fs
+    t_start = time.perf_counter()
+    last_progress = 0.0
+    def write(events: list[dict]) -> None:
+        for e in events:
+            counts[e["type"]] += 1
+            if plot and e["type"] != "class":
+                kept.append(e)
+            if e["type"] != "class" or args.class_events:
+                out.write(json.dumps(e) + "\n")
+
+    try:
+        for i in range(0, len(x), args.chunk):
+            write(rt.push(x[i:i + args.chunk]))
+            now = time.perf_counter()
+            done = min(i + args.chunk, len(x)) / fs
+            if args.realtime and done > now - t_start:
+                time.sleep(done - (now - t_start))
+            if not args.quiet and now - last_progress > 0.25:
+                last_progress = now
+                print(f"\r{desc}: {done:8.1f} / {duration:.1f} s  windows {rt.windows}  "
+                      f"events {sum(counts.values()) - counts['class']}", end="", file=sys.stderr, flush=True)
+        write(rt.flush())
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    wall = time.perf_counter() - t_start
+    if not args.quiet:
+        print(file=sys.stderr)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    print(f"{desc}: {duration:.1f} s at {fs:g} Hz -> model {art.sampling_rate:g} Hz, {rt.windows} windows, "
+          f"{wall:.2f} s wall ({duration / wall:.0f}x real time); events: {summary}", file=sys.stderr)
+    if plot:
+        plot.draw(args.plot, kept, title=f"{art.manifest.get('model', {}).get('name', art.path.name)} on {desc}")
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _check_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise _InputError("--plot needs matplotlib (pip install matplotlib)") from None
+
+
+class _PlotCapture:
+    """Keeps only the model-rate samples inside the plotted stretch."""
+
+    def __init__(self, start_s: float, seconds: float, rate: float) -> None:
+        self.a, self.b, self.rate = int(start_s * rate), int((start_s + seconds) * rate), rate
+        self.parts: list[tuple[int, np.ndarray]] = []
+
+    def add(self, m0: int, y: np.ndarray) -> None:
+        lo, hi = max(m0, self.a), min(m0 + len(y), self.b)
+        if lo < hi:
+            self.parts.append((lo, np.array(y[lo - m0:hi - m0, 0])))
+
+    def draw(self, path: str, events: list[dict], *, title: str) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(14, 4))
+        for lo, y in self.parts:
+            ax.plot((lo + np.arange(len(y))) / self.rate, y, color="k", lw=0.6)
+        t0, t1 = self.a / self.rate, self.b / self.rate
+        colours = plt.get_cmap("tab10")
+        seen: dict[str, int] = {}
+        for e in events:
+            if e["type"] == "rhythm" and e["end"] > t0 and e["start"] < t1:
+                c = colours(seen.setdefault(e["label"], len(seen)) % 10)
+                ax.axvspan(max(e["start"], t0), min(e["end"], t1), color=c, alpha=0.15, label=f"rhythm: {e['label']}")
+            elif e["type"] == "artifact" and e["end"] > t0 and e["start"] < t1:
+                ax.axvspan(max(e["start"], t0), min(e["end"], t1), color="red", alpha=0.3, hatch="//",
+                           label=f"artifact: {e['kind']}")
+            elif e["type"] == "beat" and t0 <= e["t"] < t1:
+                ax.axvline(e["t"], color="tab:blue", lw=0.5, alpha=0.6)
+        handles, labels = ax.get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        if uniq:
+            ax.legend(uniq.values(), uniq.keys(), loc="upper right", fontsize=8)
+        ax.set(xlim=(t0, t1), xlabel="stream time (s)", ylabel="model input (mV, filtered)", title=title)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
