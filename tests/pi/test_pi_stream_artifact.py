@@ -5,6 +5,7 @@ Needs ``WEARABLE_ARTIFACTS_DIR`` (like test_pi_runtime.py); skipped without it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -77,3 +78,15 @@ def test_stream_windows_equal_offline_windows(art_dir: Path):
         probs = invoke(interp, win)[0]
         assert art.labels[int(np.argmax(probs))] == e["label"]
         assert e["start"] == pytest.approx(k * hop / art.sampling_rate)
+
+
+def test_bench_prints_one_json_line(capsys):
+    from wearable.runtime.bench import main
+
+    art_dir = _dirs()[0]
+    assert main([str(art_dir), "--hours", "0.05", "--backend", _backend(), "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["windows"] == int(0.05 * 3600 * load_artifact(art_dir).sampling_rate) // load_artifact(art_dir).hop
+    assert out["interpreter_s"] > 0
+    assert out["rss_end_mib"] is None or out["rss_end_mib"] > 0
+    assert main([str(art_dir.parent / "missing-artifact"), "--quiet"]) == 2

@@ -56,6 +56,10 @@ class SosFilter:
             raise ValueError(f"unknown filter backend {backend!r}; accepted: scipy, numpy")
         if backend == "scipy" and not HAVE_SCIPY:
             raise ImportError("filter backend 'scipy' needs scipy installed")
+        if backend == "scipy":
+            from scipy.signal import sosfilt  # imported here, not per chunk (the first import takes ~1 s)
+
+            self._sosfilt = sosfilt
         self.sos = sos
         self.backend = backend
         self._zi_unit = sosfilt_zi(sos)
@@ -75,9 +79,7 @@ class SosFilter:
         if self._zi is None:
             self._zi = self._zi_unit * x[0]
         if self.backend == "scipy":
-            from scipy.signal import sosfilt
-
-            y, self._zi = sosfilt(self.sos, x, zi=self._zi)
+            y, self._zi = self._sosfilt(self.sos, x, zi=self._zi)
             return y
         return self._numpy(x)
 
