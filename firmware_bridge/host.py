@@ -56,7 +56,7 @@ def _load(path: str | os.PathLike) -> ctypes.CDLL:
                           ("total_dropped", ctypes.c_uint64)):
         fn = getattr(lib, f"wearable_rb_{name}")
         fn.argtypes, fn.restype = [vp], restype
-    lib.wearable_rb_reset.argtypes = [vp]
+    lib.wearable_rb_clear.argtypes = [vp]
     lib.wearable_pp_reset.argtypes = [vp]
     lib.wearable_pp_run.argtypes = [vp, vp, vp, size_t]
     return lib
@@ -83,8 +83,9 @@ class RingBuffer:
             raise ValueError(f"only {self.size} samples held, {n} asked for")
         return out
 
-    def reset(self) -> None:
-        self._lib.wearable_rb_reset(self._struct)
+    def clear(self) -> None:
+        """Forget the held samples; the counters keep counting."""
+        self._lib.wearable_rb_clear(self._struct)
 
     size = property(lambda self: int(self._lib.wearable_rb_size(self._struct)))
     capacity = property(lambda self: int(self._lib.wearable_rb_capacity(self._struct)))

@@ -11,15 +11,16 @@ int wearable_rb_init(wearable_ring_buffer_t *rb, void *storage, size_t capacity,
   rb->capacity = capacity;
   rb->elem_size = elem_size;
   rb->policy = policy;
-  wearable_rb_reset(rb);
-  return 0;
-}
-
-void wearable_rb_reset(wearable_ring_buffer_t *rb) {
   rb->head = 0;
   rb->size = 0;
   rb->total_pushed = 0;
   rb->total_dropped = 0;
+  return 0;
+}
+
+void wearable_rb_clear(wearable_ring_buffer_t *rb) {
+  rb->head = 0;
+  rb->size = 0;
 }
 
 /* Writes n samples at logical position size (the tail), in at most two memcpy calls. */

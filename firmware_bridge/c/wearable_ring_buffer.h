@@ -7,9 +7,11 @@
  *       WEARABLE_RB_OVERWRITE_OLDEST: the oldest samples that no longer fit (held ones first,
  *         then the oldest of the incoming ones when n > capacity);
  *       WEARABLE_RB_REJECT_NEW: the incoming samples that do not fit (the tail of this call);
- *   - total_pushed counts every sample offered to push, total_dropped every sample dropped,
- *     so size == total_pushed - total_dropped (there is no pop: windows are copied, not consumed);
- *   - copy_latest(out, n) copies the latest n samples, oldest first.
+ *   - total_pushed counts every sample offered to push (dropped ones included: it is the stream
+ *     position of the next sample), total_dropped every sample dropped; until the first clear,
+ *     size == total_pushed - total_dropped (there is no pop: windows are copied, not consumed);
+ *   - copy_latest(out, n) copies the latest n samples, oldest first;
+ *   - clear() forgets the held samples; the counters keep counting (init zeroes them).
  *
  * Not thread-safe: if an ISR pushes while the main loop copies, wrap the copy (or the push) in
  * a critical section, or let the ISR fill a second buffer that the main loop drains.
@@ -43,8 +45,8 @@ typedef struct {
 /* 0 on success, -1 on bad arguments (NULL pointers, zero capacity or element size, unknown policy). */
 int wearable_rb_init(wearable_ring_buffer_t *rb, void *storage, size_t capacity, size_t elem_size,
                      wearable_rb_policy_t policy);
-/* Empties the buffer and zeroes the counters. */
-void wearable_rb_reset(wearable_ring_buffer_t *rb);
+/* Forgets the held samples (size = 0); total_pushed and total_dropped keep counting. */
+void wearable_rb_clear(wearable_ring_buffer_t *rb);
 /* Appends n samples (n * elem_size bytes); returns how many samples this call dropped. */
 size_t wearable_rb_push(wearable_ring_buffer_t *rb, const void *samples, size_t n);
 /* Copies the latest n samples, oldest first, into out; 0 on success, -1 (nothing copied) if n > size. */
