@@ -35,9 +35,11 @@ without ``resample=True`` raises ``RateMismatchError``.
 
 Segmentation (output ``(1, K, W)``): the probabilities of overlapping windows are averaged per
 sample; after window ``e`` (covering ``[e-W, e)``) the samples ``[e-W, e-W+hop)`` are final,
-since no later window covers them. Latency is therefore fixed by the schedule: a sample is
-final ``W - ((t - (e-W)) )`` samples after it arrives, at most ``W`` samples (window length)
-and at least ``W - hop``; beats and artifact runs come out in that order.
+since no later window covers them. The latency is fixed by the schedule alone: sample ``t``
+is final when the window ending at ``e = W + hop * ceil((t + 1 - hop) / hop)`` has run, i.e.
+between ``W - hop + 1`` and ``W`` model samples after it arrived (``latency_samples`` = W, the
+bound); each sample is the mean over all ``ceil(W / hop)`` windows that cover it (fewer at the
+stream's start and end). Beats and artifact runs are emitted in stream order.
 
 Event order does not depend on chunking: within a ``push`` events are released in the order
 that sample-by-sample pushing would give (keyed by the input sample count that decided them).
