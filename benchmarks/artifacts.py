@@ -41,6 +41,8 @@ def find_artifacts(paths: list[str | PathLike]) -> list[Path]:
     """Artifact directories named by ``paths``: each is one export or a folder of exports."""
     found: list[Path] = []
     for p in map(Path, paths):
+        if not p.exists():
+            raise ArtifactError(f"artifact directory {p} does not exist (make one with python -m quantize.export)")
         if not p.is_dir():
             raise ArtifactError(f"{p} is not a directory")
         if (p / MANIFEST).is_file():

@@ -95,11 +95,15 @@ def target_rows(fig: dict, targets: list[Target], *, host: dict | None = None, v
             ms = round(estimate_ms(fig["work_by_kind"], fig["ops"], t.cycles_per_mac, t.cycles_per_op, t.clock_mhz), 4)
             source = f"estimate: calibrated MAC model, {t.core} at {t.clock_mhz:g} MHz"
             if t.kind == "npu":
-                if vela and "error" not in vela:
+                if vela and "error" not in vela and vela.get("npu_operators"):
                     ms, flash = vela["latency_ms"], vela["flash_bytes"] + allowance["flash_bytes"]
                     ram = vela["sram_bytes"] + fig["ring_buffer_bytes"] + fig["preprocessing_state_bytes"] + allowance["ram_bytes"]
                     source = (f"estimate: ethos-u-vela {vela['version']} {vela['accelerator_config']} at "
-                              f"{vela['npu_clock_mhz']:g} MHz, {vela['cpu_operators']} CPU-fallback ops")
+                              f"{vela['npu_clock_mhz']:g} MHz, {vela['npu_operators']} NPU ops")
+                    if vela.get("cpu_operators"):
+                        source += f"; {vela['cpu_operators']} CPU-fallback ops NOT included in the latency"
+                elif vela and "error" not in vela:
+                    source += " (CPU only: vela mapped no operator to the NPU)"
                 else:
                     why = (vela or {}).get("error", "ethos-u-vela not installed")
                     source += f" (CPU only: {why})"

@@ -68,6 +68,7 @@ def _markdown(report: dict, pngs: list[str]) -> str:
               "(on Ethos-U: vela's SRAM instead of the arena; on hosts: peak RSS of the measuring process). "
               "Duty = inference time per hop ÷ hop duration; J/h = active power × busy time per hour "
               "(inference only, sleep not included).", ""]
+    lines += _comparison(report)
     for m in report["models"]:
         lines += [f"## {m['model']}", "",
                   f"- sha256 `{m['sha256'][:16]}…`, {m['model_bytes']} bytes, {m['ops']} ops, "
@@ -86,6 +87,8 @@ def _markdown(report: dict, pngs: list[str]) -> str:
                 else:
                     lines.append(f"| {rt} | {v['n']} | {v['p50_ms']} | {v['p90_ms']} | {v['p99_ms']} | "
                                  f"{v['peak_rss_kb'] / 1024:.1f} |")
+        if m.get("notes"):
+            lines.append("")
         for note in m.get("notes", []):
             lines.append(f"- {note}")
         lines += ["", "| target | latency source |", "|---|---|"]
@@ -103,6 +106,27 @@ def _markdown(report: dict, pngs: list[str]) -> str:
     else:
         lines += ["", "(No plots: matplotlib is not installed.)"]
     return "\n".join(lines) + "\n"
+
+
+def _comparison(report: dict) -> list[str]:
+    """One row per model: what it costs, at a glance (estimated MCU ms per target, measured host ms)."""
+    models = report["models"]
+    if not models:
+        return []
+    mcus = [r["target"] for r in models[0]["targets"] if r["kind"] != "host"]
+    runtimes = sorted({rt for m in models for rt, v in m.get("host", {}).items() if "error" not in v})
+    head = ["model", "ops", "MACs", "model KB", "arena KB", "accuracy %"] + [f"{t} ms (est.)" for t in mcus] + \
+        [f"{rt} p50 ms (measured)" for rt in runtimes]
+    lines = ["## Model comparison", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in sorted(models, key=lambda m: m["macs"]):
+        lat = {r["target"]: r["latency_ms"] for r in m["targets"]}
+        cells = [m["model"], str(m["ops"]), f"{m['macs']:,}", f"{m['model_bytes'] / 1024:.1f}",
+                 "-" if m["arena_bytes"] is None else f"{m['arena_bytes'] / 1024:.1f}", str(m["accuracy_pct"])]
+        cells += ["-" if lat.get(t) is None else f"{lat[t]:.3f}" for t in mcus]
+        cells += [f"{m['host'][rt]['p50_ms']:.3f}" if "error" not in m["host"].get(rt, {"error": 1}) else "-"
+                  for rt in runtimes]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -125,11 +149,14 @@ def _plots(report: dict, out: Path) -> list[Path]:
     targets = [r["target"] for r in report["models"][0]["targets"]] if report["models"] else []
     fig, ax = plt.subplots(figsize=(8, 5))
     for t in targets:
-        pts = [(r["latency_ms"], m["accuracy_pct"]) for m in report["models"] for r in m["targets"]
-               if r["target"] == t and r["latency_ms"] and m["accuracy_pct"] is not None]
-        if not pts:
+        named = [(r["latency_ms"], m["accuracy_pct"], m["model"]) for m in report["models"] for r in m["targets"]
+                 if r["target"] == t and r["latency_ms"] and m["accuracy_pct"] is not None]
+        if not named:
             continue
+        pts = [(lat, acc) for lat, acc, _ in named]
         line = ax.scatter(*zip(*pts), label=t)
+        for lat, acc, model in named:
+            ax.annotate(model, (lat, acc), fontsize=6, xytext=(3, 3), textcoords="offset points")
         front = _pareto(pts)
         ax.plot(*zip(*front), color=line.get_facecolor()[0], alpha=0.6)
     ax.set_xscale("log")

@@ -53,7 +53,7 @@ class _Progress:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[1],
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[1].replace("``", ""),
                                 epilog="Exit codes: 0 done; 2 bad input.")
     p.add_argument("artifacts", nargs="*", default=["artifacts"], metavar="ARTIFACT_DIR",
                    help="an export directory or a folder of them (default: artifacts)")

@@ -145,3 +145,16 @@ def test_measures_this_machine(tmp_path, capsys):
     row = next(r for r in report["models"][0]["targets"] if r["target"] == "host")
     assert row["measured"] is True and row["latency_source"].startswith("measured")
     assert "measured" in out
+
+
+@pytest.mark.skipif(not run.vela_available(), reason="ethos-u-vela is not installed")
+def test_vela_result_reaches_the_npu_row(tmp_path, capsys):
+    _artifact(tmp_path / "arts")
+    code, _, _ = _run(capsys, tmp_path / "arts", "--target", "m55-u55-128", "--no-measure", "-q", "--out", tmp_path / "r")
+    assert code == 0
+    model = json.loads((tmp_path / "r" / "report.json").read_text())["models"][0]
+    vela = model["vela"]
+    assert "error" not in vela and vela["cpu_operators"] == model["ops"]  # a float graph: nothing on the NPU
+    (row,) = model["targets"]
+    assert row["target"] == "m55-u55-128" and "vela mapped no operator to the NPU" in row["latency_source"]
+    assert row["latency_ms"] > 0
