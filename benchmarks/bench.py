@@ -82,7 +82,9 @@ def target_rows(fig: dict, targets: list[Target], *, host: dict | None = None, v
     ``run_vela`` result (or ``{"error"}``/None). ``device_model`` decides which host targets are
     this machine."""
     allowance = runtime_allowance()
-    ram_parts = (fig["arena_bytes"] or 0) + fig["ring_buffer_bytes"] + fig["preprocessing_state_bytes"]
+    # No arena figure (manifest without "tflm" and no tflite-micro here): RAM is unknown, not small.
+    ram_parts = None if fig["arena_bytes"] is None else (
+        fig["arena_bytes"] + fig["ring_buffer_bytes"] + fig["preprocessing_state_bytes"])
     rows = []
     for t in targets:
         row: dict = {"target": t.name, "kind": t.kind, "description": t.description}
@@ -91,7 +93,7 @@ def target_rows(fig: dict, targets: list[Target], *, host: dict | None = None, v
             row.update(_host_row(fig, t, host if is_here else None))
         else:
             flash = fig["model_bytes"] + allowance["flash_bytes"]
-            ram = ram_parts + allowance["ram_bytes"]
+            ram = None if ram_parts is None else ram_parts + allowance["ram_bytes"]
             ms = round(estimate_ms(fig["work_by_kind"], fig["ops"], t.cycles_per_mac, t.cycles_per_op, t.clock_mhz), 4)
             source = f"estimate: calibrated MAC model, {t.core} at {t.clock_mhz:g} MHz"
             if t.kind == "npu":
@@ -125,8 +127,9 @@ def target_rows(fig: dict, targets: list[Target], *, host: dict | None = None, v
             # Inference energy only (active power × busy time); sleep power is not included.
             row["energy_j_per_hour"] = (round(t.active_power_mw * 1e-3 * duty * 3600.0, 6)
                                         if t.active_power_mw > 0 else None)
-        row["fits"] = bool(row["fits_flash"] is not False and row["fits_ram"] is not False
-                           and row["real_time"] is not False and ms is not None)
+        checks = (row["fits_flash"], row["fits_ram"], row["real_time"])
+        # False if any check fails; None (unknown) if none fails but one could not be made.
+        row["fits"] = False if False in checks else (None if None in checks else True)
         rows.append(row)
     return rows
 

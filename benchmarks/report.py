@@ -22,7 +22,7 @@ def _kb(n: int | None, limit: int | None = None) -> str:
 
 def _row_cells(model: str, r: dict) -> tuple[str, ...]:
     how = "measured" if r["measured"] else ("-" if r["latency_ms"] is None else "estimated")
-    verdict = "yes" if r["fits"] else ("?" if r["latency_ms"] is None else "NO")
+    verdict = {True: "yes", False: "NO", None: "?"}[r["fits"]]
     return (model, r["target"], _kb(r["flash_bytes"], r["flash_limit_bytes"]), _kb(r["ram_bytes"], r["ram_limit_bytes"]),
             "-" if r["latency_ms"] is None else f"{r['latency_ms']:.3f}", how,
             "-" if r["duty_cycle"] is None else f"{100 * r['duty_cycle']:.4f}",
@@ -79,7 +79,8 @@ def _markdown(report: dict, pngs: list[str]) -> str:
                   "| op | count | MACs |", "|---|---|---|"]
         lines += [f"| {op} | {v['count']} | {v['macs']:,} |" for op, v in m["macs_by_type"].items()]
         if m.get("host"):
-            lines += ["", "Measured on this machine (single thread, after warm-up):", "",
+            lines += ["", "Measured on this machine (single thread, after warm-up; tflite_micro runs the x86 "
+                      "reference kernels, so its time is not an MCU figure):", "",
                       "| runtime | n | p50 ms | p90 ms | p99 ms | peak RSS MB |", "|---|---|---|---|---|---|"]
             for rt, v in m["host"].items():
                 if "error" in v:

@@ -158,3 +158,27 @@ def test_vela_result_reaches_the_npu_row(tmp_path, capsys):
     (row,) = model["targets"]
     assert row["target"] == "m55-u55-128" and "vela mapped no operator to the NPU" in row["latency_source"]
     assert row["latency_ms"] > 0
+
+
+def test_raspberry_pi_rows_are_measured_only_on_that_board(tmp_path):
+    from benchmarks import bench
+    from benchmarks.artifacts import load_artifact
+
+    fig = bench.static_figures(load_artifact(_artifact(tmp_path)))
+    targets = [t for t in load_targets().values() if t.kind == "host"]
+    host = {"tflite_runtime": {"n": 200, "p50_ms": 2.0, "p90_ms": 2.5, "p99_ms": 3.0, "peak_rss_kb": 30000}}
+    rows = {r["target"]: r for r in bench.target_rows(fig, targets, host=host,
+                                                      device_model="Raspberry Pi 4 Model B Rev 1.4")}
+    assert rows["pi-4"]["measured"] is True and rows["pi-4"]["latency_ms"] == 2.0
+    assert rows["pi-4"]["energy_j_per_hour"] == pytest.approx(3.5 * (2.0 / 320.0) * 3600)
+    assert rows["pi-zero-2w"]["measured"] is False and rows["pi-zero-2w"]["latency_ms"] is None
+
+
+def test_unknown_arena_gives_unknown_ram(tmp_path):
+    from benchmarks import bench
+    from benchmarks.artifacts import load_artifact
+
+    fig = bench.static_figures(load_artifact(_artifact(tmp_path)))
+    fig["arena_bytes"] = None
+    (row,) = bench.target_rows(fig, [load_targets()["nrf52840"]])
+    assert row["ram_bytes"] is None and row["fits_ram"] is None and row["fits"] is None and row["latency_ms"] > 0
