@@ -230,14 +230,17 @@ def _tensor(entry: dict, where: str) -> TensorInfo:
     shape = _field(entry, "shape", where=where)
     if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d > 0 for d in shape):
         raise FirmwareError(f"manifest {where}.shape must be a list of positive integers, got {shape!r}")
-    scale = float(_field(entry, "scale", where=where))
-    if not scale > 0 or not math.isfinite(scale):
+    scale = _field(entry, "scale", where=where)
+    zero_point = _field(entry, "zero_point", where=where)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 or not math.isfinite(scale):
         raise FirmwareError(f"manifest {where}.scale must be a positive number, got {scale!r}")
+    if isinstance(zero_point, bool) or not isinstance(zero_point, int) or not -128 <= zero_point <= 127:
+        raise FirmwareError(f"manifest {where}.zero_point must be an int8 integer, got {zero_point!r}")
     # TFLite stores scales as float32: make sure the C constants are exactly that value.
     scale = float(np.float32(scale))
     multiplier, shift = quantize_multiplier(scale)
     return TensorInfo(name=str(_field(entry, "name", where=where)), shape=tuple(shape), scale=scale,
-                      zero_point=int(_field(entry, "zero_point", where=where)), multiplier=multiplier, shift=shift)
+                      zero_point=zero_point, multiplier=multiplier, shift=shift)
 
 
 def _filters(manifest: dict) -> tuple[dict[str, Any], ...]:

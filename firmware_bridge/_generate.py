@@ -136,13 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m firmware_bridge.generate ARTIFACT_DIR``: exit 0 written, 2 bad input (one ``error:`` line)."""
     p = _Parser(prog="python -m firmware_bridge.generate",
                 description="Write TFLite Micro firmware sources (model array, settings, op resolver, golden test "
-                            "vectors, ring buffer and preprocessing C99 sources) for an exported model.",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            "vectors, ring buffer and preprocessing C99 sources) for an exported model.")
     p.add_argument("artifact_dir", type=Path, metavar="ARTIFACT_DIR",
                    help="an export directory (model_int8.tflite, manifest.json, golden.npz)")
     p.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: ARTIFACT_DIR/firmware)")
     p.add_argument("--arena-margin-percent", type=int, default=ARENA_MARGIN_PERCENT, metavar="PCT",
-                   help="margin added to the measured TFLite Micro arena size")
+                   help="margin added to the measured TFLite Micro arena size (default: %(default)s)")
     try:
         args = p.parse_args(argv)
     except SystemExit as exc:

@@ -193,6 +193,7 @@ def _drop_arena(m):
     (lambda m: m["data"].update(preprocessing=None), "data.preprocessing is missing"),
     (lambda m: m["files"]["model_int8.tflite"].update(sha256="0" * 64), "differs from the manifest"),
     (lambda m: m["ops"].pop(), "differ from the model's"),
+    (lambda m: m["outputs"][0].update(scale="big"), "outputs[0].scale must be a positive number"),
 ])
 def test_bad_artifacts_are_refused_with_exit_2(artifact, tmp_path, edit, message):
     src = _copy(artifact, tmp_path / "bad", edit)
