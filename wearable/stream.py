@@ -91,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--column", type=int, default=0, metavar="N", help="CSV column (default 0)")
     ap.add_argument("--seconds", type=float, metavar="S", help="play only the first S seconds")
     ap.add_argument("--chunk", type=int, default=256, metavar="N",
-                    help="samples per push (default 256; events do not depend on it, speed does: "
-                         "each push costs a fixed ~0.1-0.5 ms of Python)")
+                    help="samples per push (default 256; events do not depend on it; each push "
+                         "costs some tens of microseconds of Python)")
     ap.add_argument("--realtime", action="store_true", help="pace the chunks at the sensor rate")
     ap.add_argument("--no-resample", action="store_true", help="refuse a sensor rate that differs from the model's")
     ap.add_argument("--smoothing", type=int, default=3, metavar="K", help="mean of the last K windows (default 3)")

@@ -3,7 +3,8 @@
 >>> rt = StreamRuntime(load_artifact("artifacts/dscnn_tiny"), sampling_rate=360, resample=True)  # doctest: +SKIP
 >>> events = rt.push(chunk) + rt.push(next_chunk) + rt.flush()                                   # doctest: +SKIP
 
-Pipeline: input checks -> ``Preprocessor`` (resample, band-pass, clip) -> int8 quantization
+Pipeline: input checks (per push) -> ``Preprocessor`` (resample, band-pass, clip; run once a
+window is due, on everything pushed since, so small chunks stay cheap) -> int8 quantization
 to the model's input scale -> one ``RingBuffer`` per channel (capacity = window) -> a window
 runs through the interpreter every ``hop_samples`` model samples (the first when ``window``
 samples have arrived) -> events.
@@ -133,6 +134,7 @@ class StreamRuntime:
         self._seg_run: tuple[str, int] | None = None
         self._beats: deque = deque()
         self._pending: list = []
+        self._raw: list[np.ndarray] = []  # sensor chunks not yet preprocessed (less than a hop)
         self._seq = 0
         self._flushed = False
         self.interpreter_s = 0.0  # time inside set_tensor/invoke/get_tensor (for the benchmark)
@@ -174,6 +176,7 @@ class StreamRuntime:
             return []
         self._flushed = True
         key = self.n_in + 1
+        self._drain()
         tail = self.pre.flush()
         if len(tail):
             self._feed_model(self._quantize(tail), np.full(len(tail), key), tail)
@@ -222,10 +225,29 @@ class StreamRuntime:
         n0 = self.n_in
         self._input_flags(masks, n0)
         self.n_in += len(x)
+        # Preprocessing is deferred until a window is due: the model sees the same samples and
+        # events come out in the same push, but a small chunk costs an append, not a filter call.
+        # At most one hop (plus the resampler's look-ahead) of sensor samples waits here.
+        self._raw.append(np.array(x, dtype=np.float64))
+        if self._available(self.n_in) >= self._next_end:
+            self._drain()
+        return self._release()
+
+    def _available(self, n_in: int) -> int:
+        """Model samples that ``n_in`` sensor samples determine (what the preprocessor would emit)."""
+        if not self.pre.resamplers:
+            return n_in
+        r = self.pre.resamplers[0]
+        return max(0, -(-(n_in * r.up) // r.down) - r._pre_remove)
+
+    def _drain(self) -> None:
+        if not self._raw:
+            return
+        x = self._raw[0] if len(self._raw) == 1 else np.concatenate(self._raw)
+        self._raw.clear()
         y = self.pre(x)
         if len(y):
             self._feed_model(self._quantize(y), self._keys(self.n_model, len(y)), y)
-        return self._release()
 
     def _input_flags(self, masks: dict[str, np.ndarray], n0: int) -> None:
         fs = self.sampling_rate
