@@ -139,18 +139,48 @@ def test_golden_vectors_replay_in_tflite_micro(firmware, tmp_path):
     np.testing.assert_array_equal(got.reshape(8, 5), expected.reshape(8, 5))
 
 
-@needs_gcc
-def test_op_resolver_is_valid_cpp_against_the_tflm_interface(firmware, tmp_path):
-    """op_resolver.h compiles as C++ against a stub with MicroMutableOpResolver's interface."""
+def _tflm_stub(root: Path) -> Path:
+    """Stub TFLM headers with the interface the generated code and the example use."""
+    micro = root / "tensorflow/lite/micro"
+    micro.mkdir(parents=True)
+    methods = "\n".join(f"  TfLiteStatus {m}() {{ return n++ < N ? kTfLiteOk : kTfLiteError; }}"
+                        for m in sorted(set(firmware_bridge._context.TFLM_OPS.values())))
+    (micro / "micro_mutable_op_resolver.h").write_text(
+        "#pragma once\nenum TfLiteStatus { kTfLiteOk, kTfLiteError };\nnamespace tflite {\n"
+        f"template <unsigned N> struct MicroMutableOpResolver {{\n  unsigned n = 0;\n{methods}\n}};\n}}\n")
+    (micro / "micro_interpreter.h").write_text("""#pragma once
+#include <cstddef>
+#include <cstdint>
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+namespace tflite {
+struct Model {};
+inline const Model *GetModel(const void *) { return nullptr; }
+struct TensorData { int8_t *int8; };
+struct TfLiteTensor { TensorData data; };
+class MicroInterpreter {
+ public:
+  template <class R> MicroInterpreter(const Model *, const R &, uint8_t *, size_t) {}
+  TfLiteStatus AllocateTensors() { return kTfLiteOk; }
+  TfLiteStatus Invoke() { return kTfLiteOk; }
+  TfLiteTensor *input(size_t) { return nullptr; }
+  TfLiteTensor *output(size_t) { return nullptr; }
+};
+}  // namespace tflite
+""")
+    return root
+
+
+def _gxx() -> str:
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.skip("g++ not found")
-    stub = tmp_path / "tensorflow/lite/micro/micro_mutable_op_resolver.h"
-    stub.parent.mkdir(parents=True)
-    methods = "\n".join(f"  TfLiteStatus {m}() {{ return n++ < N ? kTfLiteOk : kTfLiteError; }}"
-                        for m in sorted(set(firmware_bridge._context.TFLM_OPS.values())))
-    stub.write_text("enum TfLiteStatus { kTfLiteOk, kTfLiteError };\nnamespace tflite {\n"
-                    f"template <unsigned N> struct MicroMutableOpResolver {{\n  unsigned n = 0;\n{methods}\n}};\n}}\n")
+    return gxx
+
+
+def test_op_resolver_is_valid_cpp_against_the_tflm_interface(firmware, tmp_path):
+    """op_resolver.h compiles as C++ against a stub with MicroMutableOpResolver's interface."""
+    gxx = _gxx()
+    _tflm_stub(tmp_path)
     main = tmp_path / "main.cc"
     main.write_text(f'#include "{firmware}/op_resolver.h"\nint main() {{ dscnn_tiny_op_resolver_t r;\n'
                     "  return dscnn_tiny_register_ops(r) == kTfLiteOk && r.n == DSCNN_TINY_OP_COUNT ? 0 : 1; }\n")
@@ -159,6 +189,16 @@ def test_op_resolver_is_valid_cpp_against_the_tflm_interface(firmware, tmp_path)
                            str(exe)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert subprocess.run([str(exe)], check=False).returncode == 0
+
+
+def test_readme_main_loop_example_compiles(firmware, tmp_path):
+    """firmware_bridge/examples/main_loop.cc (the README's integration example) against the generated headers."""
+    gxx = _gxx()
+    example = Path(firmware_bridge.__file__).parent / "examples" / "main_loop.cc"
+    cmd = [gxx, "-std=c++11", "-Wall", "-Wextra", "-Werror", "-I", str(_tflm_stub(tmp_path)), "-I", str(firmware),
+           "-c", str(example), "-o", str(tmp_path / "main_loop.o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
 
 
 def _copy(artifact: Path, dst: Path, edit) -> Path:
