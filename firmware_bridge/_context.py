@@ -272,10 +272,10 @@ def _check_tflite(model: bytes, manifest: dict) -> None:
     """The flatbuffer itself: no float op, int8 input/output, and the manifest's op list."""
     try:
         from quantize import summarize_tflite
-    except ImportError:  # no quantize dependencies here: the manifest's own checks must do
-        return
-    try:
+
         summary = summarize_tflite(model)
+    except ImportError:  # no quantize / ai-edge-litert here: the manifest's own checks must do
+        return
     except ValueError as exc:
         raise FirmwareError(f"{MODEL_NAME}: {exc}") from None
     if summary.float_ops:
