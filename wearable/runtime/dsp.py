@@ -134,6 +134,10 @@ class Resampler:
         pre_pad = down - half_len % down
         self._h = np.concatenate([np.zeros(pre_pad), h])
         self._pre_remove = (half_len + pre_pad) // down
+        taps = -(-len(self._h) // up)
+        padded = np.concatenate([self._h, np.zeros(taps * up - len(self._h))])
+        self._phases = np.ascontiguousarray(padded.reshape(taps, up).T)  # [p, t] = h[p + t*up]
+        self._tap_offsets = np.arange(taps)[None, :]
         self._n_in = 0
         self._n_out = 0
         self._hist = np.zeros(0)  # input samples [hist_start, n_in)
@@ -142,17 +146,16 @@ class Resampler:
 
     def _outputs(self, j: np.ndarray) -> np.ndarray:
         """upfirdn outputs j (indices into the padded-filter convolution) from the history."""
-        up, down, h = self.up, self.down, self._h
-        # y[j] = sum_i x[i] h[j*down - i*up] over a fixed number of taps per output; each row is
-        # summed on its own (same order whatever the number of rows), so chunking cannot change it.
-        taps = -(-len(h) // up)
-        i = ((j * down) // up)[:, None] - np.arange(taps)[None, :]
-        k = j[:, None] * down - i * up
-        ok = (k < len(h)) & (i >= 0) & (i < self._n_in)
-        hist = np.concatenate([self._hist, [0.0]])  # index -1 (out of range) reads the 0.0
-        pos = np.where(ok, i - self._hist_start, -1)
-        coef = np.where(ok, h[np.minimum(k, len(h) - 1)], 0.0)
-        return np.ascontiguousarray(coef * hist[pos]).sum(axis=1)
+        # y[j] = sum_t h[p + t*up] * x[i_hi - t] with i_hi = j*down // up and phase p = j*down % up:
+        # one polyphase row per output, summed row by row (the same order whatever the number of
+        # rows), so chunking cannot change a result.
+        jd = j * self.down
+        i = (jd // self.up)[:, None] - self._tap_offsets
+        pos = i - self._hist_start + 1  # hist is read with one zero in front: x[-1] (and below) is 0
+        ok = (i >= 0) & (i < self._n_in)
+        hist = np.concatenate([[0.0], self._hist, [0.0]])
+        x = hist[np.where(ok, pos, 0)]
+        return (self._phases[jd % self.up] * x).sum(axis=1)
 
     def __call__(self, x) -> np.ndarray:
         """Resample the next chunk; returns every output that the input so far determines."""
