@@ -229,11 +229,29 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
                  "calibration_split": "train", "holdout_split": args.holdout_split,
                  "calibration_limit": args.calibration_windows, "holdout_limit": args.holdout_windows,
                  "preprocessing": _preprocessing(spec)}
-    return export_model(job.checkpoint, job.out, calibration=calibration.x, holdout=holdout.x,
-                        holdout_labels=holdout.y, labels=list(job.checkpoint.labels) or list(holdout.labels),
-                        task=spec["task"], data_info=data_info, backend=args.backend, thresholds=thresholds,
-                        tflite_runtime_python=args.tflite_runtime_python, overwrite=args.force,
-                        progress=progress)
+    manifest = export_model(job.checkpoint, job.out, calibration=calibration.x, holdout=holdout.x,
+                            holdout_labels=holdout.y, labels=list(job.checkpoint.labels) or list(holdout.labels),
+                            task=spec["task"], data_info=data_info, backend=args.backend, thresholds=thresholds,
+                            tflite_runtime_python=args.tflite_runtime_python, overwrite=args.force,
+                            progress=progress)
+    progress("firmware sources")
+    _firmware(job.out)
+    return manifest
+
+
+def _firmware(artifact_dir: Path) -> None:
+    """C sources for TFLite Micro into ``artifact_dir/firmware``; a refusal removes the whole artifact."""
+    import shutil
+
+    from firmware_bridge import FirmwareError, generate
+
+    from quantize import CheckFailed
+
+    try:
+        generate(artifact_dir)
+    except FirmwareError as exc:
+        shutil.rmtree(artifact_dir, ignore_errors=True)  # no artifact without its firmware half
+        raise CheckFailed(f"firmware generation refused the artifact: {exc}") from None
 
 
 def _preprocessing(spec: dict) -> dict:

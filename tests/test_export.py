@@ -96,7 +96,8 @@ def exported(model, data, tmp_path_factory):
 
 
 def _hashes(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def _leftovers(parent: Path) -> list[str]:
@@ -424,6 +425,7 @@ def test_cli_exports_checkpoint_and_gates(model, tmp_path, capsys):
     assert manifest.data["data"]["source"] == "synthetic" and manifest.data["calibration"]["windows"] == 32
     assert manifest.data["task"] == "rhythm" and manifest.data["holdout"]["windows"] == 48
     assert set(manifest.data["files"]) == FILES - {"manifest.json"}
+    assert (out / "dscnn_tiny" / "firmware" / "model_data.c").is_file()  # the CLI also writes firmware sources
 
     # a gate that cannot pass: exit 1, the existing export is left as it was
     before = _hashes(out / "dscnn_tiny")
