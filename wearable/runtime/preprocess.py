@@ -38,7 +38,7 @@ class Preprocessor:
         if differ and not resample:
             raise RateMismatchError(
                 f"sensor rate {self.sampling_rate:g} Hz differs from the model's {self.model_rate:g} Hz; "
-                "enable resampling (resample=True, --resample) or feed samples at the model rate")
+                "enable resampling (resample=True; the stream CLI resamples unless --no-resample) or feed samples at the model rate")
         self.resamplers = [Resampler(self.sampling_rate, self.model_rate) for _ in channels] if differ else None
         self.filters = [SosFilter(ch["sos"], backend=filter_backend) for ch in channels]
         self.clips = []
