@@ -88,6 +88,7 @@ def _markdown(report: dict, pngs: list[str]) -> str:
                 else:
                     lines.append(f"| {rt} | {v['n']} | {v['p50_ms']} | {v['p90_ms']} | {v['p99_ms']} | "
                                  f"{v['peak_rss_kb'] / 1024:.1f} |")
+        lines += _firmware(m.get("firmware") or {})
         if m.get("notes"):
             lines.append("")
         for note in m.get("notes", []):
@@ -107,6 +108,19 @@ def _markdown(report: dict, pngs: list[str]) -> str:
     else:
         lines += ["", "(No plots: matplotlib is not installed.)"]
     return "\n".join(lines) + "\n"
+
+
+def _firmware(fw: dict) -> list[str]:
+    if "error" in fw:
+        return ["", f"Cortex-M4 object sizes: not measured ({fw['error']})."]
+    if not fw.get("files"):
+        return []
+    lines = ["", f"Cortex-M4 object sizes of the generated firmware sources (`{' '.join(fw['flags'])}`; "
+             ".text includes read-only data such as the model array; objects only, no libraries):", "",
+             "| file | .text | .data | .bss |", "|---|---|---|---|"]
+    lines += [f"| {name} | {v['text']} | {v['data']} | {v['bss']} |" for name, v in sorted(fw["files"].items())]
+    t = fw["total"]
+    return lines + [f"| **total** | {t['text']} | {t['data']} | {t['bss']} |"]
 
 
 def _comparison(report: dict) -> list[str]:

@@ -24,6 +24,7 @@ from .artifacts import ArtifactError, find_artifacts, load_artifact
 from .latency import calibration_report
 from .report import table_lines, write_report
 from .targets import Target, TargetError, load_targets, runtime_allowance
+from .firmware import firmware_sizes
 from .vela import run_vela, vela_available
 
 __all__ = ["main"]
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             notes.append("no TFLite runtime measured on this machine")
         if measure_here and "tflite_micro" not in runtimes:
             notes.append("tflite-micro not installed: TFLM arena taken from the manifest, no TFLM timing")
-        fig.update(host=host, vela=vela, notes=notes,
+        fig.update(host=host, vela=vela, notes=notes, firmware=firmware_sizes(art.path),
                    targets=bench.target_rows(fig, targets, host=host, vela=vela, device_model=here))
         models.append(fig)
     progress.close()
