@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = _select(profiles, args.target)
         if args.invokes < 1 or args.warmup < 0:
             raise ValueError("--invokes must be ≥ 1 and --warmup ≥ 0")
-        arts = [load_artifact(p) for p in find_artifacts(args.artifacts)]
+        arts = [load_artifact(p, all_files=True) for p in find_artifacts(args.artifacts)]
     except (TargetError, ArtifactError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -26,7 +26,8 @@ def _artifact(root: Path, name: str = "tiny") -> Path:
     manifest = {
         "schema_version": 1, "model": {"name": name, "version": "1"}, "task": "test",
         "sampling_rate_hz": 100.0, "window_samples": 64, "hop_samples": 32, "in_channels": 3,
-        "inputs": [{"shape": [1, 3, 8, 8], "dtype": "float32"}], "tflm": {"arena_bytes": 4096},
+        "inputs": [{"shape": [1, 3, 8, 8], "dtype": "float32"}], "outputs": [{"shape": [1, 2], "dtype": "float32"}],
+        "tflm": {"arena_bytes": 4096},
         "checks": {"agreement": [{"accuracy_int8_pct": 90.0}]},
         "data": {"preprocessing": {"channels": [{"sos": [[0] * 6, [0] * 6]}]}},
         "files": {"model_int8.tflite": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}},

@@ -1,8 +1,10 @@
 """Load an exported artifact directory and check it against its manifest before running it.
 
 ``load_artifact(dir)`` reads ``manifest.json``, checks the size and sha256 of the int8 model
-against the manifest (a missing, truncated or tampered file raises ``ArtifactError`` with the
-file's name) and returns an ``Artifact`` with what the streaming runtime needs.
+(``all_files=True``: of every file the manifest lists) against the manifest (a missing,
+truncated or tampered file raises ``ArtifactError`` with the file's name) and returns an
+``Artifact``. The streaming runtime and the benchmarks both load through it; a device may
+carry only the model and its manifest, which is why the other files are optional here.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Artifact", "ArtifactError", "load_artifact", "MODEL_FILE"]
+__all__ = ["Artifact", "ArtifactError", "load_artifact", "MODEL_FILE", "MANIFEST_FILE", "GOLDEN_FILE"]
 
 MODEL_FILE = "model_int8.tflite"
+MANIFEST_FILE = "manifest.json"
+GOLDEN_FILE = "golden.npz"
 
 
 class ArtifactError(ValueError):
@@ -30,6 +34,15 @@ class Artifact:
     path: Path
     manifest: dict[str, Any]
     model: bytes = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("model", {}).get("name", self.path.name))
+
+    @property
+    def golden(self) -> Path | None:
+        path = self.path / GOLDEN_FILE
+        return path if path.is_file() else None
 
     @property
     def sampling_rate(self) -> float:
@@ -58,12 +71,13 @@ class Artifact:
         return dict(self.manifest.get("data", {}).get("preprocessing", {}))
 
 
-def load_artifact(path: str | PathLike, *, verify: bool = True) -> Artifact:
-    """Read and verify ``path/manifest.json`` and ``path/model_int8.tflite``."""
+def load_artifact(path: str | PathLike, *, verify: bool = True, all_files: bool = False) -> Artifact:
+    """Read ``path/manifest.json`` and ``path/model_int8.tflite``; with ``verify``, check the model's
+    sha256 (and with ``all_files`` every listed file's) against the manifest."""
     root = Path(path)
     if not root.is_dir():
         raise ArtifactError(f"{root}: artifact directory not found")
-    mpath = root / "manifest.json"
+    mpath = root / MANIFEST_FILE
     if not mpath.is_file():
         raise ArtifactError(f"{root}: no manifest.json (not an exported artifact)")
     try:
@@ -82,11 +96,23 @@ def load_artifact(path: str | PathLike, *, verify: bool = True) -> Artifact:
         raise ArtifactError(f"{model_path}: missing")
     model = model_path.read_bytes()
     if verify:
-        entry = manifest["files"].get(MODEL_FILE)
-        if not isinstance(entry, dict) or "sha256" not in entry:
+        files = manifest["files"]
+        if not isinstance(files, dict) or not isinstance(files.get(MODEL_FILE), dict):
             raise ArtifactError(f"{mpath}: no sha256 for {MODEL_FILE}")
-        digest = hashlib.sha256(model).hexdigest()
-        if digest != entry["sha256"] or len(model) != entry.get("bytes", len(model)):
-            raise ArtifactError(f"{model_path}: sha256 {digest[:12]}… does not match the manifest "
-                                f"({str(entry['sha256'])[:12]}…): file modified or from another export")
+        _check_file(model_path, model, files[MODEL_FILE], mpath)
+        for name, entry in files.items() if all_files else ():
+            path = root / name
+            if not path.is_file():
+                raise ArtifactError(f"{path}: listed in the manifest but missing")
+            if name != MODEL_FILE:
+                _check_file(path, path.read_bytes(), entry, mpath)
     return Artifact(path=root, manifest=manifest, model=model)
+
+
+def _check_file(path: Path, data: bytes, entry: Any, mpath: Path) -> None:
+    if not isinstance(entry, dict) or "sha256" not in entry:
+        raise ArtifactError(f"{mpath}: no sha256 for {path.name}")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry["sha256"] or len(data) != entry.get("bytes", len(data)):
+        raise ArtifactError(f"{path}: sha256 {digest[:12]}… does not match the manifest "
+                            f"({str(entry['sha256'])[:12]}…): file modified or from another export")
