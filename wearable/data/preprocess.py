@@ -15,10 +15,11 @@ clipped to ``±PPG_CLIP``.
 
 from __future__ import annotations
 
-from fractions import Fraction
 
 import numpy as np
 from scipy import signal as _sps
+
+from wearable.runtime import dsp as runtime_dsp
 
 from ._errors import DataError
 
@@ -134,8 +135,7 @@ def resample_ratio(sampling_rate: float, target_rate: float) -> tuple[int, int]:
     """
     _check_rate(sampling_rate)
     _check_rate(target_rate)
-    ratio = Fraction(target_rate / sampling_rate).limit_denominator(1000)
-    return ratio.numerator, ratio.denominator
+    return runtime_dsp.resample_ratio(sampling_rate, target_rate)  # the streaming resampler's own
 
 
 def signal_resample(signal: np.ndarray, *, sampling_rate: float, target_rate: float, axis: int = -1) -> np.ndarray:

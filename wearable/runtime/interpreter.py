@@ -35,6 +35,7 @@ __all__ = [
     "load_interpreter",
     "invoke",
     "quantize",
+    "quantize_with",
     "dequantize",
     "quant_params",
 ]
@@ -186,10 +187,14 @@ def quant_params(detail: dict) -> tuple[float, int]:
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     """Float array -> the integer dtype of ``detail``, rounding half away from zero as TFLite does."""
     scale, zero = quant_params(detail)
-    dtype = np.dtype(detail["dtype"])
+    return quantize_with(x, scale, zero, np.dtype(detail["dtype"]))
+
+
+def quantize_with(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """``quantize`` with the parameters already looked up (the streaming hot path)."""
     info = np.iinfo(dtype)
     v = np.asarray(x, dtype=np.float64) / scale
-    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + zero
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + zero_point
     return np.clip(q, info.min, info.max).astype(dtype)
 
 

@@ -55,7 +55,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .artifact import Artifact
-from .interpreter import dequantize, load_interpreter, quant_params
+from .interpreter import dequantize, load_interpreter, quant_params, quantize_with
 from .preprocess import Preprocessor
 from .ringbuffer import RingBuffer
 
@@ -284,10 +284,7 @@ class StreamRuntime:
         return ((m + r._pre_remove) * r.down) // r.up + 1
 
     def _quantize(self, y: np.ndarray) -> np.ndarray:
-        v = y / self._in_scale
-        q = np.sign(v) * np.floor(np.abs(v) + 0.5) + self._in_zero  # half away from zero, as TFLite
-        info = np.iinfo(self._in_dtype)
-        return np.clip(q, info.min, info.max).astype(self._in_dtype)
+        return quantize_with(y, self._in_scale, self._in_zero, self._in_dtype)
 
     # ------------------------------------------------------------------ model side
     def _feed_model(self, q: np.ndarray, keys: np.ndarray, y: np.ndarray) -> None:
