@@ -17,7 +17,6 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,23 +60,14 @@ def summarize_times(times_ns: list[int]) -> dict:
 def measure_runtime(runtime: str, model: Path, x: Path | None, *, invokes: int = 200, warmup: int = 20,
                     python: str | None = None, timeout: float = 300) -> dict:
     """Run ``python -m benchmarks.measure`` for one runtime; the dict it printed, or ``{"error"}``."""
-    import benchmarks
+    from wearable.runtime.subproc import run_json_module
 
-    root = str(Path(benchmarks.__file__).resolve().parent.parent)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    cmd = [python or sys.executable, "-m", "benchmarks.measure", str(model), "--runtime", runtime,
-           "--invokes", str(invokes), "--warmup", str(warmup), *(["--input", str(x)] if x else [])]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"error": f"could not run {cmd[0]}: {exc}"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"error": f"exit {proc.returncode}: {tail[0]}"}
-    result = json.loads(lines[-1])
-    arena = _ARENA.search(proc.stdout + (proc.stderr or ""))
+    args = [str(model), "--runtime", runtime, "--invokes", str(invokes), "--warmup", str(warmup),
+            *(["--input", str(x)] if x else [])]
+    result, output, problem = run_json_module(python or sys.executable, "benchmarks.measure", args, timeout=timeout)
+    if result is None:
+        return {"error": problem}
+    arena = _ARENA.search(output)
     if arena:  # printed by TFLM's print_allocations() from C++, straight to our stdout
         result["arena_bytes"] = int(arena.group(1))
     return result

@@ -4,10 +4,8 @@ Python, replaying ``golden.npz`` in a subprocess)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
 from importlib import metadata
 from pathlib import Path
 
@@ -79,22 +77,13 @@ def replay_in_python(python: str | os.PathLike, model_path: Path, golden_path: P
     ``PYTHONPATH``. Returns the JSON dict of ``python -m wearable.runtime.golden``; raises
     ``RuntimeError`` when the subprocess fails without one.
     """
-    import wearable
+    from wearable.runtime.subproc import run_json_module
 
-    root = str(Path(wearable.__file__).resolve().parent.parent)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    cmd = [os.fspath(python), "-m", "wearable.runtime.golden", os.fspath(model_path), os.fspath(golden_path),
-           "--backend", backend, *(["--default-delegates"] if default_delegates else [])]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(f"could not run {python}: {exc}") from None
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"{python} -m wearable.runtime.golden failed (exit {proc.returncode}): {tail[0]}")
-    result = json.loads(lines[-1])
+    args = [os.fspath(model_path), os.fspath(golden_path), "--backend", backend,
+            *(["--default-delegates"] if default_delegates else [])]
+    result, _, problem = run_json_module(python, "wearable.runtime.golden", args, timeout=timeout)
+    if result is None:
+        raise RuntimeError(f"{python} -m wearable.runtime.golden failed ({problem})")
     if "error" in result:
         raise RuntimeError(f"{backend} in {python}: {result['error']}")
     return result
