@@ -46,12 +46,14 @@ from .preprocess import (
     signal_resample,
 )
 from .synthetic import BEAT_TYPES, HEART_RATE_RANGES_BPM, RHYTHMS, WAVE_LABELS, SyntheticRecord, ecg_ppg_simulate
-from .tasks import SOURCES, SPLITS, TASK_KINDS, TASK_LABELS, list_tasks, load_windows, task_filters, task_labels
+from .tasks import (SOURCES, SPLITS, TASK_KINDS, TASK_LABELS, TaskSpec, list_tasks, load_windows, task_filters, task_kind,
+                    task_labels)
 from .windows import WindowSet, window_starts, windows_take
 
 __all__ = [
     # windows and tasks
-    "load_windows", "list_tasks", "task_labels", "task_filters", "WindowSet", "TASK_LABELS", "TASK_KINDS",
+    "load_windows", "list_tasks", "task_labels", "task_kind", "task_filters", "TaskSpec", "WindowSet", "TASK_LABELS",
+    "TASK_KINDS",
     "SOURCES", "SPLITS", "window_starts", "windows_take", "DataError",
     # synthetic
     "ecg_ppg_simulate", "SyntheticRecord", "RHYTHMS", "HEART_RATE_RANGES_BPM", "WAVE_LABELS", "BEAT_TYPES",

@@ -12,9 +12,23 @@ import numpy as np
 from ._errors import DataError
 from .windows import WindowSet
 
-__all__ = ["Request", "subsample", "split_records", "windows_collect"]
+__all__ = ["Request", "TaskSpec", "subsample", "split_records", "windows_collect"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What one task of a source gives: label names, the kind of target, the filter per input channel.
+
+    ``kind`` is "classification" (y ``(N,)`` class ids), "segmentation" (y ``(N, W)``),
+    "regression" (y float32 ``(N,)``) or "unlabelled". ``filters`` names a
+    ``preprocess.FILTER_BANDS_HZ`` entry per input channel.
+    """
+
+    labels: tuple[str, ...]
+    kind: str
+    filters: tuple[str, ...] = ("ecg",)
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._request import Request, split_records, windows_collect
+from ._request import Request, TaskSpec, split_records, windows_collect
 from .bidmc import BIDMC_SPLITS, bidmc_read, bidmc_records
 from .preprocess import ecg_clean, ecg_scale, ppg_clean, ppg_scale, signal_resample
 from .windows import WindowSet, window_starts, windows_take
 
-__all__ = ["BIDMC_TASK_LABELS", "bidmc_windows"]
+__all__ = ["BIDMC_TASKS", "bidmc_windows"]
 
-BIDMC_TASK_LABELS = {"paired": ("unlabelled",), "hr": ("hr_bpm",)}
+BIDMC_TASKS = {
+    "paired": TaskSpec(("unlabelled",), "unlabelled", ("ecg", "ppg")),
+    "hr": TaskSpec(("hr_bpm",), "regression", ("ecg", "ppg")),
+}
 
 
 def bidmc_windows(req: Request) -> WindowSet:
@@ -43,7 +46,7 @@ def bidmc_windows(req: Request) -> WindowSet:
             y = np.zeros(starts.size, dtype=np.int64)
         xs.append(windows_take(np.stack([ecg[:n], ppg[:n]]), starts, w))
         ys.append(y)
-    return windows_collect(req, xs, ys, labels=BIDMC_TASK_LABELS[req.task], records=records)
+    return windows_collect(req, xs, ys, labels=BIDMC_TASKS[req.task].labels, records=records)
 
 
 def _mean_over(values: np.ndarray, rate: float, t0: float, t1: float) -> float:

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._request import Request, split_records, windows_collect
+from ._request import Request, TaskSpec, split_records, windows_collect
 from .mitdb import (AAMI_CLASSES, DS1, DS2, MITDB_RHYTHM_LABELS, MITDB_VAL, MitdbRecord, mitdb_read, mitdb_records,
                     rhythm_label)
 from .preprocess import ecg_clean, ecg_scale, samples_resample, signal_resample
 from .windows import WindowSet, window_starts, windows_take
 
-__all__ = ["MITDB_SPLITS", "mitdb_windows"]
+__all__ = ["MITDB_SPLITS", "MITDB_TASKS", "mitdb_windows"]
+
+MITDB_TASKS = {
+    "beat": TaskSpec(AAMI_CLASSES, "classification"),
+    "rhythm": TaskSpec(MITDB_RHYTHM_LABELS, "classification"),
+}
 
 MITDB_SPLITS: dict[str, tuple[str, ...]] = {
     "train": tuple(r for r in DS1 if r not in MITDB_VAL),
@@ -40,8 +45,7 @@ def mitdb_windows(req: Request) -> WindowSet:
         x, y = take(rec, ecg, req)
         xs.append(x)
         ys.append(y)
-    labels = AAMI_CLASSES if req.task == "beat" else MITDB_RHYTHM_LABELS
-    return windows_collect(req, xs, ys, labels=labels, records=records)
+    return windows_collect(req, xs, ys, labels=MITDB_TASKS[req.task].labels, records=records)
 
 
 def _beat_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray]:

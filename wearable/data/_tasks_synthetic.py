@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._request import Request
+from ._request import Request, TaskSpec
 from .artifacts import ARTIFACT_KINDS, ARTIFACT_LABELS, artifacts_add
 from .preprocess import ecg_clean, ecg_scale
 from .synthetic import RHYTHMS, WAVE_LABELS, SyntheticRecord, ecg_ppg_simulate
 from .windows import WindowSet
 
-__all__ = ["SYNTHETIC_DEFAULT_LIMITS", "synthetic_windows"]
+__all__ = ["SYNTHETIC_DEFAULT_LIMITS", "SYNTHETIC_TASKS", "synthetic_windows"]
+
+SYNTHETIC_TASKS = {
+    "rhythm": TaskSpec(RHYTHMS, "classification"),
+    "waves": TaskSpec(WAVE_LABELS, "segmentation"),
+    "artifact": TaskSpec(ARTIFACT_LABELS, "segmentation", ("ecg_wide",)),
+}
 
 SYNTHETIC_DEFAULT_LIMITS = {"train": 2000, "val": 500, "test": 500}
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
@@ -48,7 +54,7 @@ def synthetic_windows(req: Request) -> WindowSet:
         x[i, 0] = ecg
         y[i] = RHYTHMS.index(rhythm) if req.task == "rhythm" else target
         records.append(f"synthetic:seed={record_seed}")
-    labels = {"rhythm": RHYTHMS, "waves": WAVE_LABELS, "artifact": ARTIFACT_LABELS}[req.task]
+    labels = SYNTHETIC_TASKS[req.task].labels
     return WindowSet(x=x, y=y, labels=labels, sampling_rate_hz=float(fs), source="synthetic", task=req.task,
                      records=tuple(records))
 

@@ -25,52 +25,30 @@ from pathlib import Path
 from typing import Callable
 
 from ._errors import DataError
-from ._request import Request
-from ._tasks_bidmc import BIDMC_TASK_LABELS, bidmc_windows
-from ._tasks_mitdb import mitdb_windows
-from ._tasks_synthetic import synthetic_windows
-from .artifacts import ARTIFACT_LABELS
-from .mitdb import AAMI_CLASSES, MITDB_RHYTHM_LABELS
+from ._request import Request, TaskSpec
+from ._tasks_bidmc import BIDMC_TASKS, bidmc_windows
+from ._tasks_mitdb import MITDB_TASKS, mitdb_windows
+from ._tasks_synthetic import SYNTHETIC_TASKS, synthetic_windows
 from .preprocess import resample_ratio
-from .synthetic import RHYTHMS, WAVE_LABELS
 from .windows import WindowSet
 
-__all__ = ["SOURCES", "SPLITS", "TASK_LABELS", "TASK_KINDS", "list_tasks", "task_labels", "task_filters",
-           "load_windows"]
+__all__ = ["SOURCES", "SPLITS", "TASK_LABELS", "TASK_KINDS", "TaskSpec", "list_tasks", "task_labels", "task_kind",
+           "task_filters", "load_windows"]
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-TASK_LABELS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("synthetic", "rhythm"): RHYTHMS,
-    ("synthetic", "waves"): WAVE_LABELS,
-    ("synthetic", "artifact"): ARTIFACT_LABELS,
-    ("mitdb", "beat"): AAMI_CLASSES,
-    ("mitdb", "rhythm"): MITDB_RHYTHM_LABELS,
-    ("bidmc", "paired"): BIDMC_TASK_LABELS["paired"],
-    ("bidmc", "hr"): BIDMC_TASK_LABELS["hr"],
+# Each source module declares its tasks next to the code that builds them; a new source is one line here.
+_SOURCES: dict[str, tuple[dict[str, TaskSpec], Callable[[Request], WindowSet]]] = {
+    "synthetic": (SYNTHETIC_TASKS, synthetic_windows),
+    "mitdb": (MITDB_TASKS, mitdb_windows),
+    "bidmc": (BIDMC_TASKS, bidmc_windows),
 }
-TASK_KINDS: dict[tuple[str, str], str] = {
-    ("synthetic", "rhythm"): "classification",
-    ("synthetic", "waves"): "segmentation",
-    ("synthetic", "artifact"): "segmentation",
-    ("mitdb", "beat"): "classification",
-    ("mitdb", "rhythm"): "classification",
-    ("bidmc", "paired"): "unlabelled",
-    ("bidmc", "hr"): "regression",
-}
-_TASK_FILTERS: dict[tuple[str, str], tuple[str, ...]] = {
-    **dict.fromkeys(TASK_LABELS, ("ecg",)),
-    ("synthetic", "artifact"): ("ecg_wide",),
-    ("bidmc", "paired"): ("ecg", "ppg"),
-    ("bidmc", "hr"): ("ecg", "ppg"),
-}
-_BUILDERS: dict[str, Callable[[Request], WindowSet]] = {
-    "synthetic": synthetic_windows,
-    "mitdb": mitdb_windows,
-    "bidmc": bidmc_windows,
-}
-SOURCES = tuple(_BUILDERS)
+SOURCES = tuple(_SOURCES)
+_SPECS: dict[tuple[str, str], TaskSpec] = {(src, task): spec for src, (tasks, _) in _SOURCES.items()
+                                           for task, spec in tasks.items()}
+TASK_LABELS: dict[tuple[str, str], tuple[str, ...]] = {key: spec.labels for key, spec in _SPECS.items()}
+TASK_KINDS: dict[tuple[str, str], str] = {key: spec.kind for key, spec in _SPECS.items()}
 
 
 def list_tasks() -> dict[str, tuple[str, ...]]:
@@ -87,7 +65,13 @@ def task_labels(source: str, task: str) -> tuple[str, ...]:
 def task_filters(source: str, task: str) -> tuple[str, ...]:
     """The ``filter_sos`` kind applied to each input channel of ``source``/``task``."""
     _check_task(source, task)
-    return _TASK_FILTERS[(source, task)]
+    return _SPECS[(source, task)].filters
+
+
+def task_kind(source: str, task: str) -> str:
+    """"classification", "segmentation", "regression" or "unlabelled" (see ``TaskSpec``)."""
+    _check_task(source, task)
+    return _SPECS[(source, task)].kind
 
 
 def load_windows(
@@ -130,7 +114,7 @@ def load_windows(
                   window_samples=int(window_samples), data_dir=data_dir, seed=int(seed),
                   limit=None if limit is None else int(limit),
                   hop_samples=None if hop_samples is None else int(hop_samples))
-    windows = _BUILDERS[source](req)
+    windows = _SOURCES[source][1](req)
     logger.info("%s/%s %s: %d windows of %d samples at %g Hz", source, task, split, len(windows),
                 window_samples, sampling_rate_hz)
     return windows

@@ -6,7 +6,8 @@
 ``(batch, in_channels, window_samples)``.
 """
 
-from . import dscnn  # noqa: F401  (registers its entries)
+# Importing a module registers its entries; one module per architecture family.
+from . import dscnn, ecgcl, inceptionformer, mobilenet1d, ppg_dualstream, resnet1d  # noqa: F401
 from ._registry import UnknownModelError, config_class, create, list_models, register_model
 
 __all__ = ["create", "list_models", "config_class", "register_model", "UnknownModelError"]

@@ -1,0 +1,3 @@
+"""Tiny InceptionFormer (issue 4): registered here once built."""
+
+__all__: list[str] = []

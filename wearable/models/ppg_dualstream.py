@@ -1,0 +1,3 @@
+"""Dual-stream PPG rhythm + artifact-mask model (issue 6): registered here once built."""
+
+__all__: list[str] = []
