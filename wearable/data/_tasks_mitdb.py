@@ -1,4 +1,4 @@
-"""Window builders for MIT-BIH Arrhythmia: beat (AAMI classes) and rhythm tasks.
+"""Window builders for MIT-BIH Arrhythmia: beat (AAMI classes), rhythm and qrs tasks.
 
 Splits are inter-patient (de Chazal 2004): train = DS1 without ``MITDB_VAL``, val =
 ``MITDB_VAL`` (three whole DS1 records), test = DS2. DS2 never reaches train or val.
@@ -7,6 +7,10 @@ beat: one window per annotated beat with an AAMI class, centred on it (the beat 
 index ``W // 2``); beats too close to either end of the record are skipped.
 rhythm: windows every ``hop_samples`` (default ``W``) inside each rhythm episode, labelled
 by ``rhythm_label``; windows that would cross an episode boundary are not made.
+qrs: windows every ``hop_samples`` (default ``W``) over the whole record, labelled per
+sample: "qrs" within ``QRS_HALF_WIDTH_S`` of an annotated beat (AAMI classes, Q included),
+"background" elsewhere. The annotation marks the R peak (the fiducial point), so the mask
+is a 100 ms band around it rather than the exact QRS onset/offset.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from .mitdb import (AAMI_CLASSES, DS1, DS2, MITDB_RHYTHM_LABELS, MITDB_VAL, Mitd
 from .preprocess import ecg_clean, ecg_scale, samples_resample, signal_resample
 from .windows import WindowSet, window_starts, windows_take
 
-__all__ = ["MITDB_SPLITS", "MITDB_TASKS", "mitdb_windows"]
+__all__ = ["MITDB_SPLITS", "MITDB_TASKS", "QRS_HALF_WIDTH_S", "mitdb_windows"]
 
 MITDB_TASKS = {
     "beat": TaskSpec(AAMI_CLASSES, "classification"),
     "rhythm": TaskSpec(MITDB_RHYTHM_LABELS, "classification"),
+    "qrs": TaskSpec(("background", "qrs"), "segmentation"),
 }
+
+QRS_HALF_WIDTH_S = 0.05
 
 MITDB_SPLITS: dict[str, tuple[str, ...]] = {
     "train": tuple(r for r in DS1 if r not in MITDB_VAL),
@@ -35,7 +42,7 @@ MITDB_SPLITS: dict[str, tuple[str, ...]] = {
 
 def mitdb_windows(req: Request) -> WindowSet:
     records = split_records(req, MITDB_SPLITS[req.split], mitdb_records(req.data_dir))
-    take = _beat_windows if req.task == "beat" else _rhythm_windows
+    take = {"beat": _beat_windows, "rhythm": _rhythm_windows, "qrs": _qrs_windows}[req.task]
     xs, ys = [], []
     for name in records:
         rec = mitdb_read(req.data_dir, name)
@@ -68,3 +75,14 @@ def _rhythm_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np
     starts_arr = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
     labels_arr = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
     return windows_take(ecg, starts_arr, w), labels_arr
+
+
+def _qrs_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray]:
+    w, hop = req.window_samples, req.hop_samples or req.window_samples
+    peaks = samples_resample(rec.beat_samples, sampling_rate=rec.sampling_rate, target_rate=req.sampling_rate_hz)
+    half = int(round(QRS_HALF_WIDTH_S * req.sampling_rate_hz))
+    mask = np.zeros(ecg.size, dtype=np.int64)
+    for p in peaks:
+        mask[max(0, int(p) - half):int(p) + half + 1] = 1
+    starts = window_starts(ecg.size, window_samples=w, hop_samples=hop)
+    return windows_take(ecg, starts, w), windows_take(mask, starts, w)[:, 0].astype(np.int64)
