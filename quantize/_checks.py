@@ -12,7 +12,7 @@ from wearable.runtime import quant_params
 
 from ._types import Thresholds
 
-__all__ = ["torch_outputs", "max_diff", "agreement", "gate", "round_sig"]
+__all__ = ["torch_outputs", "max_diff", "agreement", "float_agreement", "gate", "round_sig"]
 
 
 def torch_outputs(model: nn.Module, x: np.ndarray, batch: int = 256) -> list[np.ndarray]:
@@ -63,9 +63,19 @@ def agreement(yf: np.ndarray, yq: np.ndarray, detail: dict, labels: np.ndarray |
     return entry
 
 
+def float_agreement(yf: np.ndarray, yo: np.ndarray) -> dict[str, Any]:
+    """Argmax agreement and max error of another runtime's float outputs (e.g. int8 ONNX, dequantized)."""
+    pct = round_sig(100.0 * float(np.mean(yf.argmax(axis=1) == yo.argmax(axis=1)))) \
+        if yf.ndim >= 2 and yf.shape[1] >= 2 else None
+    return {"argmax_agreement_pct": pct, "max_abs_error": round_sig(float(np.max(np.abs(yo.astype(np.float64) - yf))))}
+
+
 def gate(t: Thresholds, onnx_diff: float, agreement: list[dict], agreement_x: list[dict],
-          tflm: dict | None) -> list[str]:
+         tflm: dict | None, score: Any = None) -> list[str]:
     fails = []
+    if score is not None and score.drop > t.max_metric_drop:
+        fails.append(f"{score.metric} fell from {score.float_value:.2f} (float) to {score.int8_value:.2f} (int8), "
+                     f"a drop of {score.drop:.2f} > {t.max_metric_drop:g}")
     if not onnx_diff < t.max_onnx_diff:
         fails.append(f"ONNX vs PyTorch max abs diff {onnx_diff:.3g} >= {t.max_onnx_diff:g}")
     for kernels, entries in (("", agreement), ("XNNPACK ", agreement_x)):

@@ -21,20 +21,27 @@ from wearable.runtime import dequantize, load_interpreter, quant_params
 from wearable.runtime import quantize as quantize_int8
 
 from . import _checks, _files, _runtimes
+from ._diagnose import tensor_errors, worst
 from ._fold import count_batchnorm, fold_batchnorm
-from ._onnx import ONNX_OPSET, export_onnx, onnx_max_abs_diff
+from ._onnx import ONNX_OPSET, export_onnx, onnx_max_abs_diff, onnx_outputs, quantize_onnx_nncf
+from ._model_card import render_model_card
 from ._quiet import quiet
+from ._task_metric import metric_kind, score_outputs
 from ._tflite import NotFullIntegerError, check_full_int8
 from ._types import MANIFEST_NAME, SCHEMA_VERSION, CheckFailed, ExportError, Manifest, Thresholds
 from .backends import get_backend
 
-__all__ = ["export_model", "ONNX_NAME", "TFLITE_NAME", "GOLDEN_NAME"]
+__all__ = ["export_model", "ONNX_NAME", "ONNX_INT8_NAME", "TFLITE_NAME", "GOLDEN_NAME", "DIAGNOSIS_NAME", "MODEL_CARD_NAME"]
 
 log = logging.getLogger("quantize")
 
 ONNX_NAME = "model.onnx"
+ONNX_INT8_NAME = "model_int8.onnx"
 TFLITE_NAME = "model_int8.tflite"
 GOLDEN_NAME = "golden.npz"
+DIAGNOSIS_NAME = "diagnosis.json"
+MODEL_CARD_NAME = "MODEL_CARD.md"
+_DIAGNOSIS_WINDOWS = 64  # per-tensor SQNR converges quickly; all tensors of two interpreters per window
 _FOLD_TOL = 1e-5  # relative to max(1, |float output|)
 _TFLM_WINDOWS = 64  # TFLM reference kernels take ms per window: compare on the first 64 only
 
@@ -48,6 +55,7 @@ class _Source:
     labels: list[str] | None
     task: str | None
     data: dict[str, Any]
+    metrics: dict[str, Any] | None = None
 
 
 def export_model(
@@ -67,6 +75,7 @@ def export_model(
     tflite_runtime_python: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
+    qat: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Export ``source`` to ``out_dir`` as fp32 ONNX + full-int8 TFLite with checks and a manifest.
 
@@ -74,9 +83,14 @@ def export_model(
     ``wearable.models.create`` (an ``nn.Module`` with a ``config``). ``calibration`` and
     ``holdout`` are float32 windows ``(n, in_channels, window_samples)``: calibration sets the
     int8 ranges (plain min/max), holdout measures float-vs-int8 agreement and gives the
-    golden windows. ``holdout_labels`` (optional, ``(n,)`` or ``(n, W)``) adds accuracies.
+    golden windows. ``holdout_labels`` (optional: int ``(n,)`` classes, int ``(n, W)`` per-sample
+    classes or float ``(n,)`` regression targets) adds the task-metric gate: float and int8 are
+    scored with the task's own metric (macro F1 or MAE) and the drop must stay within
+    ``thresholds.max_metric_drop``. A per-tensor SQNR diagnosis (float vs int8 TFLite on
+    the first calibration windows) is written to ``diagnosis.json`` and named in gate failures.
     ``labels``/``task``/``hop_samples`` default to the checkpoint's; ``data_info`` (e.g. the
-    data source and splits) is recorded in the manifest as given.
+    data source and splits) and ``qat`` (how the weights were fine-tuned after the
+    checkpoint, see ``quantize.qat``) are recorded in the manifest as given.
 
     Written atomically: everything goes to a temporary directory next to ``out_dir`` that
     is renamed at the end; on any failure nothing is left. An existing ``out_dir`` is
@@ -99,6 +113,7 @@ def export_model(
         holdout_labels = np.asarray(holdout_labels)
         if holdout_labels.shape[0] != holdout.shape[0]:
             raise ValueError(f"holdout_labels has {holdout_labels.shape[0]} rows, holdout {holdout.shape[0]}")
+        metric_kind(holdout_labels)  # ValueError for labels no task metric fits
     if src.labels is not None and len(src.labels) != cfg.num_classes:
         raise ValueError(f"{len(src.labels)} labels for a model with {cfg.num_classes} classes")
     if golden_windows < 1:
@@ -125,7 +140,8 @@ def export_model(
             onnx_bytes = export_onnx(folded, calibration, n_outputs=len(float_out))
             onnx_diff = onnx_max_abs_diff(onnx_bytes, holdout[:256], [y[:256] for y in float_out])
         with clock(f"convert ({conv.name})"):
-            tflite = conv.to_int8(folded, calibration)
+            float_tflite = conv.to_float(folded, calibration)
+            tflite = conv.float_to_int8(float_tflite, calibration)
         with clock("full-int8 check"):
             try:
                 summary = check_full_int8(tflite)
@@ -143,6 +159,14 @@ def export_model(
             agreement_x = [_checks.agreement(yf, dequantize(yq, d), d, holdout_labels)
                            for yf, yq, d in zip(float_out, y_x, out_details)]
             xnnpack_diff = _checks.max_diff(y_x, y_q, integer=True)
+        with clock("task metric + per-tensor diagnosis"):
+            score = score_x = None
+            if holdout_labels is not None:
+                score = score_outputs(float_out, [dequantize(y, d) for y, d in zip(y_q, out_details)], holdout_labels)
+                score_x = score_outputs(float_out, [dequantize(y, d) for y, d in zip(y_x, out_details)],
+                                        holdout_labels)
+            n_diag = min(_DIAGNOSIS_WINDOWS, len(calibration))
+            diagnosis = tensor_errors(float_tflite, tflite, calibration[:n_diag])
         n_golden = min(golden_windows, len(holdout))
         tflm = None
         if _runtimes.tflm_available():
@@ -158,15 +182,34 @@ def export_model(
             raise CheckFailed("tflite-micro is not installed (pip install --pre tflite-micro): "
                               "cannot prove the model runs in TFLite Micro")
 
-        failures = _checks.gate(thresholds, onnx_diff, agreement, agreement_x, tflm)
+        with clock("nncf int8 onnx"):
+            onnx_int8 = quantize_onnx_nncf(onnx_bytes, calibration)
+            try:
+                y_ort = onnx_outputs(onnx_int8, holdout)
+            except Exception as exc:  # onnxruntime's own error types; the message names the node
+                raise CheckFailed(f"the NNCF int8 ONNX does not run in onnxruntime: {str(exc).splitlines()[0]}") from None
+            agreement_ort = [_checks.float_agreement(yf, yo) for yf, yo in zip(float_out, y_ort)]
+            score_ort = None if holdout_labels is None else score_outputs(float_out, y_ort, holdout_labels)
+
+        failures = _checks.gate(thresholds, onnx_diff, agreement, agreement_x, tflm, score)
+        if score_ort is not None and score_ort.drop > thresholds.max_metric_drop:
+            failures.append(f"NNCF int8 ONNX: {score_ort.metric} fell from {score_ort.float_value:.2f} to "
+                            f"{score_ort.int8_value:.2f} (drop {score_ort.drop:.2f} > {thresholds.max_metric_drop:g})")
         if failures:
-            raise CheckFailed("; ".join(failures))
+            worst_text = ", ".join(f"{e.op} #{e.order} {e.sqnr_db:.1f} dB" for e in worst(diagnosis, 3))
+            raise CheckFailed("; ".join(failures) + f"; worst tensors (SQNR on {n_diag} calibration windows): "
+                              f"{worst_text}; see python -m quantize.diagnose --checkpoint")
 
         with clock("write"):
             (tmp / ONNX_NAME).write_bytes(onnx_bytes)
             (tmp / TFLITE_NAME).write_bytes(tflite)
+            (tmp / ONNX_INT8_NAME).write_bytes(onnx_int8)
             golden = {"input_0": x_q[:n_golden], **{f"output_{k}": y[:n_golden] for k, y in enumerate(y_q)}}
             _files.write_npz(tmp / GOLDEN_NAME, golden)
+            (tmp / DIAGNOSIS_NAME).write_text(json.dumps(
+                {"windows": n_diag, "source": "first calibration windows", "metric": "SQNR of the dequantized "
+                 "int8 tensor against the float TFLite tensor, accumulated over the windows",
+                 "tensors": [e.to_dict() for e in diagnosis]}, indent=1, sort_keys=True) + "\n")
 
         verified: dict[str, dict[str, Any]] = {
             "ai_edge_litert": {"version": _version("ai-edge-litert"), "windows": len(holdout), "max_abs_diff": 0,
@@ -211,9 +254,18 @@ def export_model(
                               "max_abs_diff": _checks.round_sig(fold_diff)},
                 "onnx": {"opset": ONNX_OPSET, "max_abs_diff": _checks.round_sig(onnx_diff),
                          "windows": min(256, len(holdout))},
+                "onnx_int8": {"quantizer": "nncf.quantize (post-training, calibration set, fast bias correction)",
+                              "runtime": "onnxruntime CPUExecutionProvider", "windows": len(holdout),
+                              "argmax_agreement_pct": [a["argmax_agreement_pct"] for a in agreement_ort],
+                              "max_abs_error": max(a["max_abs_error"] for a in agreement_ort),
+                              "task_metric": None if score_ort is None else score_ort.to_dict()},
                 "holdout_windows": len(holdout),
                 "agreement": agreement,
                 "agreement_xnnpack": agreement_x,
+                "task_metric": None if score is None else {**score.to_dict(),
+                                                           "int8_xnnpack": score_x.to_dict()["int8"]},
+                "worst_tensors": [{"op": e.op, "order": e.order, "sqnr_db": e.to_dict()["sqnr_db"]}
+                                  for e in worst(diagnosis, 3)],
                 "thresholds": thresholds.to_dict(),
             },
             "tflm": tflm,
@@ -223,11 +275,22 @@ def export_model(
                             "sha256": _files.array_sha256(calibration)},
             "holdout": {"windows": len(holdout), "sha256": _files.array_sha256(holdout)},
             "data": _plain(dict(data_info)) if data_info else None,
+            "qat": _plain(dict(qat)) if qat else None,
             "export": {"backend": conv.name, **conv.settings},
             "versions": _versions(conv),
         }
-        data["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": _files.file_sha256(p)}
-                         for p in sorted(tmp.iterdir())}
+        replayed = verified.get("tflite_runtime")
+        data["compatibility"] = {
+            # proven, not inferred: the golden windows replayed bit-exactly in that runtime
+            "oldest_tflite_runtime": f"tflite-runtime {replayed['version']}" if replayed else None,
+            "tflite_micro": _runtimes.tflm_version(),
+            "max_op_version": max(v for _, v in summary.opcodes),
+        }
+        listing = lambda: {p.name: {"bytes": p.stat().st_size, "sha256": _files.file_sha256(p)}  # noqa: E731
+                           for p in sorted(tmp.iterdir())}
+        data["files"] = listing()
+        (tmp / MODEL_CARD_NAME).write_text(render_model_card(data, metrics=src.metrics))
+        data["files"] = listing()  # now with the card
         (tmp / MANIFEST_NAME).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     log.info("exported %s to %s", src.name, out_dir)
     return Manifest(out_dir, json.loads((out_dir / MANIFEST_NAME).read_text()), seconds=dict(clock.seconds))
@@ -244,7 +307,8 @@ def _resolve_source(source: Any, *, labels: Sequence[str] | None, task: str | No
         model = source.build()
         return _Source(model=model, name=source.model_name, version=str(source.model_version),
                        config=dict(source.config), labels=list(labels or source.labels) or None,
-                       task=task or source.data.get("task"), data=dict(source.data))
+                       task=task or source.data.get("task"), data=dict(source.data),
+                       metrics=dict(source.metrics or {}))
     if isinstance(source, nn.Module):
         cfg = getattr(source, "config", None)
         if cfg is None or not is_dataclass(cfg):
@@ -311,7 +375,7 @@ def _version(dist: str) -> str | None:
 def _versions(conv: Any) -> dict[str, str | None]:
     import wearable
 
-    found = {name: _version(name) for name in ("numpy", "onnx", "onnxruntime", "onnxscript", "tflite-micro")}
+    found = {name: _version(name) for name in ("numpy", "onnx", "onnxruntime", "onnxscript", "nncf", "tflite-micro")}
     return {**found, **conv.versions(), "wearable": wearable.__version__, "python": platform.python_version()}
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import torch
 from torch import nn
 
 from ._quiet import quiet
 
-__all__ = ["export_onnx", "onnx_max_abs_diff", "ONNX_OPSET"]
+__all__ = ["export_onnx", "onnx_max_abs_diff", "onnx_outputs", "quantize_onnx_nncf", "ONNX_OPSET"]
 
 ONNX_OPSET = 18
 
@@ -40,3 +43,35 @@ def onnx_max_abs_diff(onnx_model: bytes, x: np.ndarray, reference: list[np.ndarr
     if len(outputs) != len(reference):
         raise ValueError(f"ONNX model has {len(outputs)} outputs, PyTorch {len(reference)}")
     return max(float(np.max(np.abs(o.astype(np.float64) - r))) for o, r in zip(outputs, reference))
+
+
+def onnx_outputs(onnx_model: bytes, x: np.ndarray, batch: int = 256) -> list[np.ndarray]:
+    """onnxruntime's outputs for windows ``x`` (one thread, CPU provider)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+    chunks = [session.run(None, {"input": np.ascontiguousarray(x[i:i + batch], dtype=np.float32)})
+              for i in range(0, len(x), batch)]
+    return [np.concatenate([c[k] for c in chunks]).astype(np.float32) for k in range(len(chunks[0]))]
+
+
+def quantize_onnx_nncf(onnx_model: bytes, calibration: np.ndarray) -> bytes:
+    """int8 QDQ ONNX by NNCF post-training quantization (min/max over every calibration window).
+
+    For ONNX Runtime users (e.g. on a Raspberry Pi); TFLite is the MCU deliverable. NNCF's
+    defaults: symmetric int8 weights per channel, activations per tensor, fast bias correction;
+    ``subset_size`` is the whole set so no window is dropped from the ranges.
+    """
+    import nncf
+    import onnx
+
+    model = onnx.load_from_string(onnx_model)
+    dataset = nncf.Dataset([np.ascontiguousarray(w[None], dtype=np.float32) for w in calibration],
+                           lambda w: {"input": w})
+    sink = io.StringIO()  # NNCF draws rich progress bars on sys.stdout itself, not only on fd 1
+    with quiet("nncf"), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        quantized = nncf.quantize(model, dataset, subset_size=len(calibration))
+    return quantized.SerializeToString()

@@ -42,6 +42,10 @@ class Thresholds:
     * ``max_onnx_diff``: max |ONNX Runtime − PyTorch| of the fp32 ONNX reference.
     * ``max_tflm_diff``: max int8 difference of TFLite Micro's outputs from the reference
       (ai-edge-litert's builtin kernels); they were identical in every test so far.
+    * ``max_metric_drop``: largest loss of the task's own metric from float to int8 on the
+      held-out labels, in its unit (macro F1 points for classification and segmentation,
+      the target's unit, e.g. bpm, for the MAE of a regression). Agreement alone can hide a
+      drop concentrated in a rare class; 0.5 point is the product's acceptance bar.
 
     The agreement and error gates apply to the builtin kernels and to XNNPACK (the default
     CPU delegate of ai-edge-litert and tflite-runtime), whose requantization rounds up to one
@@ -55,11 +59,12 @@ class Thresholds:
     min_output_coverage: float = 0.9
     max_onnx_diff: float = 1e-4
     max_tflm_diff: int = 1
+    max_metric_drop: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_agreement_pct <= 100:
             raise ValueError(f"min_agreement_pct must be in [0, 100], got {self.min_agreement_pct}")
-        for name in ("max_error_ratio", "min_output_coverage", "max_onnx_diff", "max_tflm_diff"):
+        for name in ("max_error_ratio", "min_output_coverage", "max_onnx_diff", "max_tflm_diff", "max_metric_drop"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 

@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="maximum |ONNX Runtime - PyTorch| output difference")
     p.add_argument("--max-tflm-diff", type=int, default=t.max_tflm_diff, metavar="STEPS",
                    help="maximum int8 difference of TFLite Micro's outputs from ai-edge-litert's builtin kernels")
+    p.add_argument("--max-metric-drop", action="append", default=[], metavar="[MODEL=]POINTS",
+                   help=f"largest float-to-int8 loss of the task metric (macro F1 points, or MAE units); "
+                        f"MODEL=POINTS sets one model's gate (repeatable; default {t.max_metric_drop:g})")
+    p.add_argument("--qat", action="store_true",
+                   help="when post-training int8 fails the gates, fine-tune with fake quantization "
+                        "(quantization-aware training) and export the result instead")
+    p.add_argument("--qat-epochs", type=int, default=3, metavar="N", help="QAT fine-tuning epochs")
+    p.add_argument("--qat-windows", type=int, default=4000, metavar="N", help="training windows for QAT")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="litert", help="conversion backend")
     p.add_argument("--tflite-runtime-python", type=Path, metavar="PATH",
                    default=_default_tflite_runtime_python(),
@@ -87,6 +95,7 @@ class _Job:
     checkpoint: Any
     data_spec: dict
     out: Path
+    evalset: Any = None  # a shipped quantize.evalset.EvalSet, used when no --data-dir is given
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             progress("load data")
             calibration = _load_windows(job, "train", args.calibration_windows)
             holdout = _load_windows(job, args.holdout_split, args.holdout_windows)
-            manifest = _export(job, args, thresholds, calibration, holdout, progress)
+            manifest = _export(job, args, thresholds.get(name, thresholds[None]), calibration, holdout, progress)
         except (CheckFailed, ExportError) as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             rows.append(_row(name, None, time.perf_counter() - start))
@@ -134,17 +143,29 @@ def main(argv: list[str] | None = None) -> int:
 
 # --------------------------------------------------------------------------- input checks
 
-def _thresholds(args: argparse.Namespace) -> Any:
+def _thresholds(args: argparse.Namespace) -> dict[str | None, Any]:
+    """Thresholds per model name; key None holds the default for every other model."""
     from wearable.cli_util import UsageError
+    from wearable.models import list_models
 
     from quantize import Thresholds
 
-    if args.calibration_windows < 1 or args.holdout_windows < 1:
-        raise UsageError("--calibration-windows and --holdout-windows must be >= 1")
+    if min(args.calibration_windows, args.holdout_windows, args.qat_epochs, args.qat_windows) < 1:
+        raise UsageError("--calibration-windows, --holdout-windows, --qat-epochs and --qat-windows must be >= 1")
+    drops: dict[str | None, float] = {None: Thresholds().max_metric_drop}
+    for item in args.max_metric_drop:
+        name, _, value = item.rpartition("=")
+        if name and name not in list_models():
+            raise UsageError(f"--max-metric-drop {item}: unknown model {name!r}")
+        try:
+            drops[name or None] = float(value)
+        except ValueError:
+            raise UsageError(f"--max-metric-drop {item}: not a number") from None
     try:
-        return Thresholds(min_agreement_pct=args.min_agreement, max_error_ratio=args.max_error_ratio,
-                          min_output_coverage=args.min_output_coverage, max_onnx_diff=args.max_onnx_diff,
-                          max_tflm_diff=args.max_tflm_diff)
+        return {name: Thresholds(min_agreement_pct=args.min_agreement, max_error_ratio=args.max_error_ratio,
+                                 min_output_coverage=args.min_output_coverage, max_onnx_diff=args.max_onnx_diff,
+                                 max_tflm_diff=args.max_tflm_diff, max_metric_drop=drop)
+                for name, drop in drops.items()}
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -154,6 +175,8 @@ def _jobs(args: argparse.Namespace) -> list[_Job]:
     from wearable.cli_util import UsageError, check_writable_dir
     from wearable.models import list_models
     from wearable.training import load_checkpoint
+
+    from quantize.evalset import evalset_path, load_evalset
 
     registered = list_models()
     paths = list(args.checkpoint)
@@ -184,14 +207,21 @@ def _jobs(args: argparse.Namespace) -> list[_Job]:
         rate = spec.get("sampling_rate_hz", ckpt.config.get("sampling_rate_hz"))
         if rate is None or not float(rate) > 0:
             raise UsageError(f"checkpoint {path}: sampling rate must be > 0 Hz, got {rate}")
+        model_rate = ckpt.config.get("sampling_rate_hz")
+        if model_rate is not None and float(model_rate) != float(rate):
+            raise UsageError(f"checkpoint {path}: its data is sampled at {float(rate):g} Hz but the model is "
+                             f"built for {float(model_rate):g} Hz")
+        evalset = None
         if args.data_dir is not None:
             spec["data_dir"] = str(args.data_dir)
-        if spec.get("data_dir") is not None:
+        elif evalset_path(path).is_file():
+            evalset = load_evalset(evalset_path(path))
+        if spec.get("data_dir") is not None and evalset is None:
             _check_data_dir(Path(spec["data_dir"]), given=args.data_dir is not None)
         out = root / name
         if out.exists() and not args.force:
             raise UsageError(f"{out} exists; use --force to replace it")
-        jobs.append(_Job(path=path, checkpoint=ckpt, data_spec=spec, out=out))
+        jobs.append(_Job(path=path, checkpoint=ckpt, data_spec=spec, out=out, evalset=evalset))
     return jobs
 
 
@@ -212,8 +242,14 @@ def _executable(path: Path) -> bool:
 # --------------------------------------------------------------------------- work
 
 def _load_windows(job: _Job, split: str, limit: int) -> Any:
-    from wearable.data import load_windows
+    from wearable.data import WindowSet, load_windows
 
+    if job.evalset is not None:
+        e = job.evalset
+        x, y = (e.calibration_x, e.calibration_y) if split == "train" else (e.holdout_x, e.holdout_y)
+        return WindowSet(x=x[:limit], y=y[:limit], labels=e.labels, sampling_rate_hz=float(
+            job.data_spec["sampling_rate_hz"]), source=job.data_spec["source"], task=job.data_spec["task"],
+            records=())
     windows = load_windows(**job.data_spec, split=split, limit=limit)
     if len(windows.x) == 0:
         raise ValueError(f"{job.data_spec['source']}/{job.data_spec['task']} split {split!r} has no windows")
@@ -222,21 +258,51 @@ def _load_windows(job: _Job, split: str, limit: int) -> Any:
 
 def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: Any, holdout: Any,
             progress: Any) -> Any:
-    from quantize import export_model
+    from quantize import CheckFailed, export_model
 
     spec = job.data_spec
     data_info = {"source": spec["source"], "task": spec["task"], "seed": spec.get("seed", 0),
                  "calibration_split": "train", "holdout_split": args.holdout_split,
                  "calibration_limit": args.calibration_windows, "holdout_limit": args.holdout_windows,
                  "preprocessing": _preprocessing(spec)}
-    manifest = export_model(job.checkpoint, job.out, calibration=calibration.x, holdout=holdout.x,
-                            holdout_labels=holdout.y, labels=list(job.checkpoint.labels) or list(holdout.labels),
-                            task=spec["task"], data_info=data_info, backend=args.backend, thresholds=thresholds,
-                            tflite_runtime_python=args.tflite_runtime_python, overwrite=args.force,
-                            progress=progress)
+    if job.evalset is not None:
+        data_info.update(holdout_split=job.evalset.meta.get("holdout_split"), evalset=job.path.stem + ".evalset.npz",
+                         evalset_sha256=job.evalset.sha256)
+    common = dict(calibration=calibration.x, holdout=holdout.x, holdout_labels=holdout.y,
+                  labels=list(job.checkpoint.labels) or list(holdout.labels), task=spec["task"], data_info=data_info,
+                  backend=args.backend, thresholds=thresholds, tflite_runtime_python=args.tflite_runtime_python,
+                  overwrite=args.force, progress=progress)
+    try:
+        manifest = export_model(job.checkpoint, job.out, **common)
+    except CheckFailed as exc:
+        if not args.qat:
+            raise
+        print(f"{job.checkpoint.model_name}: post-training int8 failed ({exc}); quantization-aware fine-tuning",
+              file=sys.stderr, flush=True)
+        model, qat_info = _qat(job, args, calibration, holdout, str(exc), progress)
+        manifest = export_model(model, job.out, qat=qat_info, **common)
     progress("firmware sources")
     _firmware(job.out)
     return manifest
+
+
+def _qat(job: _Job, args: argparse.Namespace, calibration: Any, holdout: Any, failure: str,
+         progress: Any) -> tuple[Any, dict]:
+    """Fine-tune the BatchNorm-folded checkpoint under int8 emulation (``quantize.qat``)."""
+    from quantize import fold_batchnorm
+    from quantize.qat import qat_finetune
+
+    progress(f"QAT fine-tuning ({args.qat_epochs} epochs)")
+    model, _ = fold_batchnorm(job.checkpoint.build().eval())
+    model.model_name = job.checkpoint.model_name
+    train = calibration if job.evalset is not None else _load_windows(job, "train", args.qat_windows)
+    seed = int(job.data_spec.get("seed", 0))
+    report = qat_finetune(model, train, holdout, calibration=calibration.x, epochs=args.qat_epochs, seed=seed)
+    info = {"method": "quantize.qat: int8 weight (per channel) and activation (per tensor, min/max) emulation",
+            "epochs": args.qat_epochs, "train_windows": len(train.x), "seed": seed,
+            "train_source": "evalset calibration windows" if job.evalset is not None else "split train",
+            "emulated_val_macro_f1": round(float(report["macro_f1"]), 6), "ptq_failure": failure[:500]}
+    return model, info
 
 
 def _firmware(artifact_dir: Path) -> None:
@@ -285,15 +351,18 @@ def _fail(exc: BaseException, name: str | None = None) -> int:
 
 def _row(name: str, manifest: Any, seconds: float) -> list[str]:
     if manifest is None:
-        return [name, "-", "-", "-", "-", "-", "FAILED", f"{seconds:.1f}"]
+        return [name, "-", "-", "-", "-", "-", "-", "-", "FAILED", f"{seconds:.1f}"]
     arena, agreement = manifest.arena_bytes, manifest.agreement_pct
+    score = manifest.data["checks"].get("task_metric")
+    metric = "-" if not score else f"{score['metric'].split(' %')[0]} {score['float']:.2f} / {score['int8']:.2f}"
     return [name, str(manifest.op_count), str(manifest.tflite_bytes), "-" if arena is None else str(arena),
-            "-" if agreement is None else f"{agreement:.2f} %", f"{manifest.max_abs_error:.4g}",
-            ", ".join(manifest.verified_runtimes), f"{seconds:.1f}"]
+            "-" if agreement is None else f"{agreement:.2f} %", f"{manifest.max_abs_error:.4g}", metric,
+            "yes" if manifest.data.get("qat") else "no", ", ".join(manifest.verified_runtimes), f"{seconds:.1f}"]
 
 
 def _print_table(rows: list[list[str]]) -> None:
-    header = ["model", "ops", "int8 bytes", "arena bytes", "agreement", "max error", "verified runtimes", "seconds"]
+    header = ["model", "ops", "int8 bytes", "arena bytes", "agreement", "max error", "metric float / int8", "QAT",
+              "verified runtimes", "seconds"]
     widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

@@ -28,7 +28,8 @@ from wearable.runtime import dequantize, invoke, load_interpreter, quantize as t
 from wearable.training import save_checkpoint  # noqa: E402
 
 WINDOW = 256
-FILES = {"model.onnx", "model_int8.tflite", "golden.npz", "manifest.json"}
+FILES = {"model.onnx", "model_int8.onnx", "model_int8.tflite", "golden.npz", "diagnosis.json", "MODEL_CARD.md",
+         "manifest.json"}
 
 
 def _tflite_runtime_python() -> str | None:
@@ -220,7 +221,7 @@ def test_export_writes_checked_artifacts(exported):
     assert agreement["int8_range"][0] <= agreement["float_range"][0] + 0.1 * np.ptp(agreement["float_range"])
     assert data["calibration"] == {"windows": 128, "method": "min_max",
                                    "sha256": data["calibration"]["sha256"]}
-    assert stages[:3] == ["fold batchnorm", "onnx", "convert (litert)"]
+    assert stages[:3] == ["fold batchnorm", "onnx", "convert (litert)"] and "nncf int8 onnx" in stages
 
 
 @pytest.mark.slow
@@ -415,9 +416,10 @@ def test_cli_exports_checkpoint_and_gates(model, tmp_path, capsys):
     common = ["--checkpoint", str(ckpt), "--out", str(out), "--calibration-windows", "32", "--holdout-windows", "48"]
     # The sine model knows nothing of synthetic ECG rhythms: its logits are near ties, so gate
     # agreement loosely here; the error and coverage gates still apply.
-    code, stdout, err = _run(capsys, *common, "--min-agreement", "50")
+    code, stdout, err = _run(capsys, *common, "--min-agreement", "50", "--max-metric-drop", "100")
     assert code == 0, err
     assert "Traceback" not in err and "WARNING" not in err
+    assert len(stdout.strip().splitlines()) == 2, stdout
     header, row = stdout.strip().splitlines()
     assert header.split()[:3] == ["model", "ops", "int8"] and row.startswith("dscnn_tiny")
     manifest = quantize.Manifest.load(out / "dscnn_tiny")
@@ -429,7 +431,7 @@ def test_cli_exports_checkpoint_and_gates(model, tmp_path, capsys):
 
     # a gate that cannot pass: exit 1, the existing export is left as it was
     before = _hashes(out / "dscnn_tiny")
-    code, stdout, err = _run(capsys, *common, "--force", "--max-error-ratio", "0")
+    code, stdout, err = _run(capsys, *common, "--force", "--max-error-ratio", "0", "--max-metric-drop", "100")
     assert code == 1
     assert "error: dscnn_tiny:" in err and "of the float output range" in err and "Traceback" not in err
     assert "FAILED" in stdout
@@ -445,3 +447,96 @@ def test_cli_module_entry_point_help():
     for flag in ("--checkpoint", "--out", "--data-dir", "--calibration-windows", "--holdout-windows", "--force",
                  "--tflite-runtime-python", "--min-agreement", "--max-error-ratio"):
         assert flag in proc.stdout
+
+
+# --------------------------------------------------------------------------- trust: metric gate, diagnosis, ONNX int8, card
+
+@pytest.mark.slow
+def test_task_metric_is_recomputed_from_the_int8_model(exported, model, data):
+    from wearable.metrics import macro_f1
+
+    manifest = exported[0]
+    score = manifest.data["checks"]["task_metric"]
+    interp = load_interpreter(manifest.directory / "model_int8.tflite", backend="ai_edge_litert",
+                              default_delegates=False)
+    (detail,) = interp.get_input_details()
+    (y_q,) = invoke(interp, to_int8(data["x_val"], detail))
+    y_int8 = dequantize(y_q, interp.get_output_details()[0])
+    with torch.no_grad():
+        y_float = model(torch.from_numpy(data["x_val"])).numpy()
+    assert score["metric"] == "macro F1 %" and score["output"] == 0
+    assert score["int8"] == pytest.approx(100 * macro_f1(data["y_val"], y_int8.argmax(1), 3), abs=1e-4)
+    assert score["float"] == pytest.approx(100 * macro_f1(data["y_val"], y_float.argmax(1), 3), abs=1e-4)
+    assert score["drop"] == pytest.approx(score["float"] - score["int8"], abs=1e-4)
+    assert score["drop"] <= Thresholds().max_metric_drop
+
+
+@pytest.mark.slow
+def test_diagnosis_matches_an_independent_output_sqnr(exported, model, data):
+    """The output tensor's SQNR in diagnosis.json, recomputed from the float and int8 TFLite models."""
+    diag = json.loads((exported[0].directory / "diagnosis.json").read_text())
+    tensors = sorted(diag["tensors"], key=lambda t: t["order"])
+    assert diag["windows"] == 64 and len(tensors) >= 10
+    assert [t["order"] for t in tensors] == sorted({t["order"] for t in tensors})
+    assert all(t["sqnr_db"] is None or 5 < t["sqnr_db"] < 80 for t in tensors)
+    folded, _ = fold_batchnorm(model)
+    float_tflite = quantize.get_backend("litert").to_float(folded, data["x_train"][:1])
+    x = data["x_train"][:64]
+    (y_f,) = invoke(load_interpreter(float_tflite, backend="ai_edge_litert", default_delegates=False), x)
+    interp = load_interpreter(exported[0].directory / "model_int8.tflite", backend="ai_edge_litert",
+                              default_delegates=False)
+    (y_q,) = invoke(interp, to_int8(x, interp.get_input_details()[0]))
+    err = dequantize(y_q, interp.get_output_details()[0]) - y_f
+    expected = 10 * np.log10(np.sum(y_f.astype(np.float64) ** 2) / np.sum(err.astype(np.float64) ** 2))
+    assert tensors[-1]["sqnr_db"] == pytest.approx(expected, abs=0.01)
+    assert exported[0].data["checks"]["worst_tensors"][0]["sqnr_db"] == min(
+        t["sqnr_db"] for t in tensors if t["sqnr_db"] is not None)
+
+
+@pytest.mark.slow
+def test_diagnose_cli_prints_worst_first_and_writes_png(exported, tmp_path, capsys):
+    from quantize.diagnose import main as diagnose
+
+    png = tmp_path / "d.png"
+    assert diagnose([str(exported[0].directory), "--top", "5", "--png", str(png)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [ln.split() for ln in out[2:7]]
+    sqnr = [float(r[2]) for r in rows]
+    assert sqnr == sorted(sqnr) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert diagnose([str(tmp_path / "missing")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_nncf_int8_onnx_runs_in_onnxruntime(exported, model, data):
+    import onnx
+    import onnxruntime as ort
+
+    d = exported[0].directory
+    graph = onnx.load(d / "model_int8.onnx").graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    session = ort.InferenceSession(str(d / "model_int8.onnx"), providers=["CPUExecutionProvider"])
+    (y_o,) = session.run(None, {"input": data["x_val"]})
+    with torch.no_grad():
+        y_f = model(torch.from_numpy(data["x_val"])).numpy()
+    onnx_check = exported[0].data["checks"]["onnx_int8"]
+    assert onnx_check["argmax_agreement_pct"][0] == pytest.approx(100 * np.mean(y_o.argmax(1) == y_f.argmax(1)), abs=0.01)
+    assert onnx_check["argmax_agreement_pct"][0] >= 97
+    assert exported[0].data["versions"]["nncf"]
+
+
+@pytest.mark.slow
+def test_model_card_and_compatibility(exported):
+    m = exported[0]
+    card = (m.directory / "MODEL_CARD.md").read_text()
+    for section in ("## Intended use", "## Training data", "## Metrics", "## Limitations", "Attribution"):
+        assert section in card
+    score = m.data["checks"]["task_metric"]
+    assert f"| {score['float']:.2f} | {score['int8']:.2f} |" in card
+    assert m.data["files"]["MODEL_CARD.md"]["sha256"] == hashlib.sha256(card.encode()).hexdigest()
+    compat = m.data["compatibility"]
+    assert compat["max_op_version"] == max(op["version"] for op in m.data["ops"])
+    if _tflite_runtime_python():
+        assert compat["oldest_tflite_runtime"] == "tflite-runtime 2.14.0"
+    else:
+        assert compat["oldest_tflite_runtime"] is None

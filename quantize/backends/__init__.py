@@ -26,18 +26,21 @@ class Backend:
     ``to_int8(model, calibration)`` gets an eval-mode module with BatchNorm already folded
     and calibration windows ``(n, *input_shape)`` float32, and returns the full-int8
     flatbuffer (int8 input and output) for batch size 1. ``to_float(model, example)``
-    returns the unquantized flatbuffer (used by tests and for debugging).
+    returns the unquantized flatbuffer, and ``float_to_int8(float_flatbuffer, calibration)``
+    quantizes it keeping the tensor names, so the per-tensor diagnosis can pair the two.
     """
 
     name: str
     to_int8: Callable[[nn.Module, np.ndarray], bytes]
     to_float: Callable[[nn.Module, np.ndarray], bytes]
+    float_to_int8: Callable[[bytes, np.ndarray], bytes]
     versions: Callable[[], dict[str, str]]
     settings: dict[str, str] = field(default_factory=dict)  # recorded in the manifest
 
 
 BACKENDS: dict[str, Backend] = {
     "litert": Backend(name="litert", to_int8=litert.to_int8, to_float=litert.to_float,
+                      float_to_int8=litert.float_to_int8,
                       versions=litert.versions, settings=litert.SETTINGS),
 }
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from .._quiet import quiet
 
-__all__ = ["to_int8", "to_float", "versions", "SETTINGS"]
+__all__ = ["to_int8", "to_float", "float_to_int8", "versions", "SETTINGS"]
 
 RECIPE = "static_wi8_ai8"
 SETTINGS = {"converter": "litert_torch.convert", "quantizer": "ai_edge_quantizer", "recipe": RECIPE,
@@ -45,7 +45,11 @@ def to_float(model: nn.Module, example: np.ndarray) -> bytes:
 
 def to_int8(model: nn.Module, calibration: np.ndarray) -> bytes:
     """Full-int8 flatbuffer: int8 weights, activations, input and output (recipe static_wi8_ai8)."""
-    float_model = to_float(model, calibration)
+    return float_to_int8(to_float(model, calibration), calibration)
+
+
+def float_to_int8(float_model: bytes, calibration: np.ndarray) -> bytes:
+    """Quantize the float flatbuffer from ``to_float``; tensor names stay those of the float model."""
     with quiet("ai-edge-quantizer"):
         from ai_edge_litert.interpreter import Interpreter
         from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
