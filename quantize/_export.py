@@ -254,7 +254,8 @@ def export_model(
                               "max_abs_diff": _checks.round_sig(fold_diff)},
                 "onnx": {"opset": ONNX_OPSET, "max_abs_diff": _checks.round_sig(onnx_diff),
                          "windows": min(256, len(holdout))},
-                "onnx_int8": {"quantizer": "nncf.quantize (post-training, calibration set, fast bias correction)",
+                "onnx_int8": {"quantizer": "nncf.quantize (post-training, preset MIXED, plain min/max activation "
+                                           "ranges, fast bias correction)",
                               "runtime": "onnxruntime CPUExecutionProvider", "windows": len(holdout),
                               "argmax_agreement_pct": [a["argmax_agreement_pct"] for a in agreement_ort],
                               "max_abs_error": max(a["max_abs_error"] for a in agreement_ort),

@@ -61,17 +61,24 @@ def onnx_outputs(onnx_model: bytes, x: np.ndarray, batch: int = 256) -> list[np.
 def quantize_onnx_nncf(onnx_model: bytes, calibration: np.ndarray) -> bytes:
     """int8 QDQ ONNX by NNCF post-training quantization (min/max over every calibration window).
 
-    For ONNX Runtime users (e.g. on a Raspberry Pi); TFLite is the MCU deliverable. NNCF's
-    defaults: symmetric int8 weights per channel, activations per tensor, fast bias correction;
-    ``subset_size`` is the whole set so no window is dropped from the ranges.
+    For ONNX Runtime users (e.g. on a Raspberry Pi); TFLite is the MCU deliverable. Symmetric
+    int8 weights per channel, asymmetric activations per tensor (preset MIXED, as TFLite),
+    fast bias correction; ``subset_size`` is the whole set. NNCF's default activation range is
+    the *mean* of per-batch min/max, the same clipping trap as ai-edge-quantizer's moving
+    average: on an MIT-BIH beat model it cost 1.4 macro-F1 points on DS2 (max logit error
+    7.4); plain min/max (``MINMAX``) lost none (error 1.9).
     """
     import nncf
     import onnx
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     model = onnx.load_from_string(onnx_model)
     dataset = nncf.Dataset([np.ascontiguousarray(w[None], dtype=np.float32) for w in calibration],
                            lambda w: {"input": w})
     sink = io.StringIO()  # NNCF draws rich progress bars on sys.stdout itself, not only on fd 1
     with quiet("nncf"), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        quantized = nncf.quantize(model, dataset, subset_size=len(calibration))
+        quantized = nncf.quantize(model, dataset, subset_size=len(calibration), preset=nncf.QuantizationPreset.MIXED,
+                                  advanced_parameters=AdvancedQuantizationParameters(
+                                      activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX))
     return quantized.SerializeToString()
