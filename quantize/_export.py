@@ -197,6 +197,8 @@ def export_model(
                             f"{score_ort.int8_value:.2f} (drop {score_ort.drop:.2f} > {thresholds.max_metric_drop:g})")
         if failures:
             worst_text = ", ".join(f"{e.op} #{e.order} {e.sqnr_db:.1f} dB" for e in worst(diagnosis, 3))
+            if score is not None and not any(f.startswith(score.metric) for f in failures):
+                failures.append(f"({score.metric}: float {score.float_value:.2f}, int8 {score.int8_value:.2f})")
             raise CheckFailed("; ".join(failures) + f"; worst tensors (SQNR on {n_diag} calibration windows): "
                               f"{worst_text}; see python -m quantize.diagnose --checkpoint")
 
