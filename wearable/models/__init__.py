@@ -7,7 +7,7 @@
 """
 
 # Importing a module registers its entries; one module per architecture family.
-from . import dscnn, ecgcl, inceptionformer, mobilenet1d, ppg_dualstream, resnet1d  # noqa: F401
+from . import cmssl, dscnn, ecgcl, inceptionformer, mobilenet1d, ppg_dualstream, resnet1d  # noqa: F401
 from ._registry import UnknownModelError, config_class, create, list_models, register_model
 
 __all__ = ["create", "list_models", "config_class", "register_model", "UnknownModelError"]
