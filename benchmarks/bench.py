@@ -38,6 +38,9 @@ def static_figures(art: Artifact) -> dict:
     sections = sum(len(ch.get("sos", [])) for ch in pre.get("channels", []))
     arena = (m.get("tflm") or {}).get("arena_bytes")
     agreement = ((m.get("checks") or {}).get("agreement") or [{}])[0]
+    # The export's task metric (macro F1 %, per-sample F1 % or MAE) on held-out data; older
+    # manifests only have the int8 accuracy.
+    task_metric = (m.get("checks") or {}).get("task_metric") or {}
     return {
         "model": art.name,
         "version": str(m.get("model", {}).get("version", "")),
@@ -61,6 +64,10 @@ def static_figures(art: Artifact) -> dict:
         # Causal band-pass as second-order sections: 2 float32 state values per section.
         "preprocessing_state_bytes": 8 * sections,
         "accuracy_pct": agreement.get("accuracy_int8_pct"),
+        "metric": task_metric.get("metric") or ("accuracy %" if agreement.get("accuracy_int8_pct") is not None
+                                                else None),
+        "metric_int8": task_metric.get("int8", agreement.get("accuracy_int8_pct")),
+        "metric_higher_is_better": bool(task_metric.get("higher_is_better", True)),
         "task": m.get("task"),
     }
 

@@ -72,7 +72,8 @@ def _markdown(report: dict, pngs: list[str]) -> str:
     for m in report["models"]:
         lines += [f"## {m['model']}", "",
                   f"- sha256 `{m['sha256'][:16]}…`, {m['model_bytes']} bytes, {m['ops']} ops, "
-                  f"{m['macs']:,} MACs per inference; int8 accuracy {m['accuracy_pct']} % ({m['task']})",
+                  f"{m['macs']:,} MACs per inference; int8 {m['metric']} {m['metric_int8']} on held-out data "
+                  f"({m['task']})",
                   f"- RAM parts: arena {m['arena_bytes']} B ({m['arena_source']}), ring buffer {m['ring_buffer_bytes']} B, "
                   f"preprocessing state {m['preprocessing_state_bytes']} B",
                   f"- compute: {m['compute_mode']}; hop {m['hop_ms']:.0f} ms", "",
@@ -130,13 +131,14 @@ def _comparison(report: dict) -> list[str]:
         return []
     mcus = [r["target"] for r in models[0]["targets"] if r["kind"] != "host"]
     runtimes = sorted({rt for m in models for rt, v in m.get("host", {}).items() if "error" not in v})
-    head = ["model", "ops", "MACs", "model KB", "arena KB", "accuracy %"] + [f"{t} ms (est.)" for t in mcus] + \
+    head = ["model", "ops", "MACs", "model KB", "arena KB", "int8 metric"] + [f"{t} ms (est.)" for t in mcus] + \
         [f"{rt} p50 ms (measured)" for rt in runtimes]
     lines = ["## Model comparison", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in sorted(models, key=lambda m: m["macs"]):
         lat = {r["target"]: r["latency_ms"] for r in m["targets"]}
         cells = [m["model"], str(m["ops"]), f"{m['macs']:,}", f"{m['model_bytes'] / 1024:.1f}",
-                 "-" if m["arena_bytes"] is None else f"{m['arena_bytes'] / 1024:.1f}", str(m["accuracy_pct"])]
+                 "-" if m["arena_bytes"] is None else f"{m['arena_bytes'] / 1024:.1f}",
+                 "-" if m["metric_int8"] is None else f"{m['metric']} {m['metric_int8']:.2f}"]
         cells += ["-" if lat.get(t) is None else f"{lat[t]:.3f}" for t in mcus]
         cells += [f"{m['host'][rt]['p50_ms']:.3f}" if "error" not in m["host"].get(rt, {"error": 1}) else "-"
                   for rt in runtimes]
@@ -164,8 +166,10 @@ def _plots(report: dict, out: Path) -> list[Path]:
     targets = [r["target"] for r in report["models"][0]["targets"]] if report["models"] else []
     fig, ax = plt.subplots(figsize=(8, 5))
     for t in targets:
-        named = [(r["latency_ms"], m["accuracy_pct"], m["model"]) for m in report["models"] for r in m["targets"]
-                 if r["target"] == t and r["latency_ms"] and m["accuracy_pct"] is not None]
+        # higher-is-better metrics only (F1, accuracy); an MAE would invert the Pareto front
+        named = [(r["latency_ms"], m["metric_int8"], m["model"]) for m in report["models"] for r in m["targets"]
+                 if r["target"] == t and r["latency_ms"] and m["metric_int8"] is not None
+                 and m["metric_higher_is_better"]]
         if not named:
             continue
         pts = [(lat, acc) for lat, acc, _ in named]
@@ -176,8 +180,8 @@ def _plots(report: dict, out: Path) -> list[Path]:
         ax.plot(*zip(*front), color=line.get_facecolor()[0], alpha=0.6)
     ax.set_xscale("log")
     ax.set_xlabel("latency per inference, ms (log; estimated or measured, see report)")
-    ax.set_ylabel("int8 accuracy, %")
-    ax.set_title("Accuracy vs latency per target (lines: Pareto front)")
+    ax.set_ylabel("int8 task metric on held-out data (macro F1 % or accuracy %)")
+    ax.set_title("Task metric vs latency per target (lines: Pareto front)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     paths.append(out / "accuracy_vs_latency.png")
