@@ -53,7 +53,6 @@ def tensor_errors(float_model: bytes, int8_model: bytes, windows: np.ndarray) ->
         fi, qi = Interpreter(model_content=float_model, **kw), Interpreter(model_content=int8_model, **kw)
         fi.allocate_tensors()
         qi.allocate_tensors()
-    f_by_name = {d["name"]: d for d in fi.get_tensor_details()}
     q_by_name = {d["name"]: d for d in qi.get_tensor_details()}
     ops = fi._get_ops_details()  # noqa: SLF001 (the only API naming each op's inputs and outputs)
     producer: dict[int, tuple[int, str, list[int]]] = {}

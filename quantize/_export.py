@@ -175,7 +175,8 @@ def export_model(
                 try:
                     y_tflm, arena = _runtimes.run_tflm(tflite, x_q[:n_tflm], n_outputs=len(y_q))
                 except Exception as exc:
-                    raise CheckFailed(f"TFLite Micro cannot run the model: {exc}") from None
+                    ops = ", ".join(sorted(set(summary.operators)))
+                    raise CheckFailed(f"TFLite Micro cannot run the model: {exc} (ops: {ops})") from None
                 tflm = {"arena_bytes": arena, "windows": n_tflm,
                         "max_abs_diff": _checks.max_diff(y_tflm, [y[:n_tflm] for y in y_q], integer=True)}
         else:  # a declared dependency: without it MCU compatibility is unproven, so no artifact

@@ -5,18 +5,16 @@ Python, replaying ``golden.npz`` in a subprocess)."""
 from __future__ import annotations
 
 import os
-import re
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from ._quiet import capture_output, quiet
+from ._quiet import quiet
 
 __all__ = ["run_litert", "run_tflm", "replay_in_python", "tflm_available", "tflm_version", "TFLITE_RUNTIME_PYTHON_ENV"]
 
 TFLITE_RUNTIME_PYTHON_ENV = "WEARABLE_TFLITE_RUNTIME_PYTHON"
-_ARENA = re.compile(r"Arena allocation total (\d+) bytes")
 
 
 def run_litert(model: bytes, *inputs: np.ndarray, default_delegates: bool = False) -> list[np.ndarray]:
@@ -38,35 +36,39 @@ def tflm_available() -> bool:
     return True
 
 
-def run_tflm(model: bytes, *inputs: np.ndarray, n_outputs: int = 1) -> tuple[list[np.ndarray], int]:
+def run_tflm(model: bytes, *inputs: np.ndarray, n_outputs: int = 1, timeout: float = 600) -> tuple[list[np.ndarray], int]:
     """TFLite Micro outputs for inputs shaped ``(n, *input_shape[1:])``, and the arena bytes used.
 
-    The tflite-micro Python build has no ``arena_used_bytes()``; ``print_allocations()``
-    writes "Arena allocation total N bytes" from C++, which we read back from the captured
-    file descriptors.
+    Runs in a child process (``quantize._tflm_worker``): the interpreter aborts the process on
+    some graphs instead of raising. ``RuntimeError`` says why it failed, with what the
+    interpreter printed (it names a missing op) or the signal that killed it.
     """
-    from tflite_micro.python.tflite_micro import runtime
+    import json
+    import signal
+    import subprocess
+    import sys
+    import tempfile
 
-    try:
-        with capture_output() as log_text:
-            # The arena given is an upper bound; the recording allocator reports what was used.
-            interp = runtime.Interpreter.from_bytes(model, arena_size=max(10 * len(model), 4 << 20))
-            outputs: list[list[np.ndarray]] = []
-            for i in range(inputs[0].shape[0]):
-                for k, x in enumerate(inputs):
-                    interp.set_input(np.ascontiguousarray(x[i:i + 1]), k)
-                interp.invoke()
-                outputs.append([np.array(interp.get_output(k)) for k in range(n_outputs)])
-    except Exception as exc:  # the C++ side says why (e.g. "Didn't find op for builtin opcode 'GELU'")
-        reason = "; ".join(ln.strip() for ln in log_text.text.splitlines() if ln.strip())
-        raise RuntimeError(f"{exc}{': ' + reason if reason else ''}") from None
-    with capture_output() as out:
-        interp.print_allocations()
-    match = _ARENA.search(out.text)
-    if match is None:
-        raise RuntimeError(f"could not read the TFLM arena size from print_allocations(): {out.text[:200]!r}")
-    stacked = [np.concatenate([row[k] for row in outputs], axis=0) for k in range(n_outputs)]
-    return stacked, int(match.group(1))
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    with tempfile.TemporaryDirectory(prefix="tflm-") as tmp:
+        work = Path(tmp)
+        (work / "model.tflite").write_bytes(model)
+        np.savez(work / "inputs.npz", **{f"input_{k}": np.ascontiguousarray(x) for k, x in enumerate(inputs)})
+        proc = subprocess.run([sys.executable, "-m", "quantize._tflm_worker", tmp, str(n_outputs)], env=env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        result_path = work / "result.json"
+        if proc.returncode != 0 or not result_path.is_file():
+            said = "; ".join(ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip())[-400:]
+            how = (f"killed by {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+                   else f"exit status {proc.returncode}")
+            raise RuntimeError(f"the interpreter crashed ({how}){': ' + said if said else ' without a message'}")
+        result = json.loads(result_path.read_text())
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        with np.load(work / "outputs.npz") as z:
+            outputs = [z[f"output_{k}"] for k in range(n_outputs)]
+    return outputs, int(result["arena_bytes"])
 
 
 def replay_in_python(python: str | os.PathLike, model_path: Path, golden_path: Path, *,

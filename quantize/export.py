@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: $WEARABLE_TFLITE_RUNTIME_PYTHON, else ./.venv-pi/bin/python as the README "
                         "builds it; the check is skipped, and not claimed, when neither exists)")
     p.add_argument("--force", action="store_true", help="replace existing output directories")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
+                   help="models exported in parallel processes (each conversion is single-threaded)")
     p.add_argument("-v", "--verbose", action="store_true", help="show converter and debug logs")
     return p
 
@@ -107,38 +109,63 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     from wearable.cli_util import UsageError
 
-    from quantize import CheckFailed, ExportError
-
     try:
         thresholds = _thresholds(args)
         jobs = _jobs(args)
     except (UsageError, ValueError, OSError) as exc:
         return _fail(exc)
-    rows, status = [], 0
-    for i, job in enumerate(jobs, 1):
-        name = job.checkpoint.model_name
-        start = time.perf_counter()
+    work = [(i, len(jobs), job, args, thresholds.get(job.checkpoint.model_name, thresholds[None]))
+            for i, job in enumerate(jobs, 1)]
+    if args.jobs > 1 and len(jobs) > 1:
+        import concurrent.futures
+        import multiprocessing
 
-        def progress(stage: str, _name: str = name, _i: int = i) -> None:
-            print(f"[{_i}/{len(jobs)}] {_name}: {stage} ({time.perf_counter() - start:.1f} s)", file=sys.stderr,
-                  flush=True)
+        # spawn, not fork: the parent has imported JAX/TF thread pools that a fork would copy mid-state
+        with concurrent.futures.ProcessPoolExecutor(min(args.jobs, len(jobs)),
+                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_run_job, *zip(*work)))
+    else:
+        results = []
+        for item in work:
+            results.append(_run_job(*item))
+            if results[-1][1] == 2:
+                break  # bad input: stop at the first one, as before anything else is exported
+    for row, code, message in results:
+        if code == 2:
+            print(message, file=sys.stderr)
+            return 2
+    for row, code, message in results:
+        if message:
+            print(message, file=sys.stderr)
+    _print_table([row for row, _, _ in results])
+    return max(code for _, code, _ in results)
 
-        try:
-            progress("load data")
-            calibration = _load_windows(job, "train", args.calibration_windows)
-            holdout = _load_windows(job, args.holdout_split, args.holdout_windows)
-            manifest = _export(job, args, thresholds.get(name, thresholds[None]), calibration, holdout, progress)
-        except (CheckFailed, ExportError) as exc:
-            print(f"error: {name}: {exc}", file=sys.stderr)
-            rows.append(_row(name, None, time.perf_counter() - start))
-            status = 1
-            continue
-        except (UsageError, ValueError, OSError) as exc:
-            return _fail(exc, name)
-        rows.append(_row(name, manifest, time.perf_counter() - start))
-        print(f"[{i}/{len(jobs)}] {name}: written to {job.out}", file=sys.stderr)
-    _print_table(rows)
-    return status
+
+def _run_job(i: int, n: int, job: _Job, args: argparse.Namespace, thresholds: Any) -> tuple[list[str], int, str]:
+    """Export one checkpoint; returns its table row, 0/1/2 and an error line (or "")."""
+    if args.jobs > 1:
+        _configure_logging(args.verbose)  # a spawned worker starts with default logging
+    from wearable.cli_util import UsageError
+
+    from quantize import CheckFailed, ExportError
+
+    name = job.checkpoint.model_name
+    start = time.perf_counter()
+
+    def progress(stage: str) -> None:
+        print(f"[{i}/{n}] {name}: {stage} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+
+    try:
+        progress("load data")
+        calibration = _load_windows(job, "train", args.calibration_windows)
+        holdout = _load_windows(job, args.holdout_split, args.holdout_windows)
+        manifest = _export(job, args, thresholds, calibration, holdout, progress)
+    except (CheckFailed, ExportError) as exc:
+        return _row(name, None, time.perf_counter() - start), 1, f"error: {name}: {exc}"
+    except (UsageError, ValueError, OSError) as exc:
+        return _row(name, None, time.perf_counter() - start), 2, _error_line(exc, name)
+    progress(f"written to {job.out}")
+    return _row(name, manifest, time.perf_counter() - start), 0, ""
 
 
 # --------------------------------------------------------------------------- input checks
@@ -150,8 +177,9 @@ def _thresholds(args: argparse.Namespace) -> dict[str | None, Any]:
 
     from quantize import Thresholds
 
-    if min(args.calibration_windows, args.holdout_windows, args.qat_epochs, args.qat_windows) < 1:
-        raise UsageError("--calibration-windows, --holdout-windows, --qat-epochs and --qat-windows must be >= 1")
+    if min(args.calibration_windows, args.holdout_windows, args.qat_epochs, args.qat_windows, args.jobs) < 1:
+        raise UsageError("--calibration-windows, --holdout-windows, --qat-epochs, --qat-windows and --jobs "
+                         "must be >= 1")
     drops: dict[str | None, float] = {None: Thresholds().max_metric_drop}
     for item in args.max_metric_drop:
         name, _, value = item.rpartition("=")
@@ -343,9 +371,13 @@ def _configure_logging(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _fail(exc: BaseException, name: str | None = None) -> int:
+def _error_line(exc: BaseException, name: str | None = None) -> str:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    print(f"error: {name + ': ' if name else ''}{message}", file=sys.stderr)
+    return f"error: {name + ': ' if name else ''}{message}"
+
+
+def _fail(exc: BaseException, name: str | None = None) -> int:
+    print(_error_line(exc, name), file=sys.stderr)
     return 2
 
 

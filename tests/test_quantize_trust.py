@@ -177,3 +177,17 @@ def test_cli_rejects_a_metric_gate_for_an_unknown_model(tiny, tmp_path, capsys):
     ckpt = _checkpoint_with_evalset(tmp_path, tiny)
     code = export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "a"), "--max-metric-drop", "nope=1"])
     assert code == 2 and "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_tflm_crash_is_reported_not_fatal(tmp_path, monkeypatch):
+    """tflite-micro aborts the process on some graphs; the check runs it in a child and says so."""
+    import sys
+
+    from quantize._runtimes import run_tflm
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'Failed to allocate tail memory' >&2\nkill -ABRT $$\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    with pytest.raises(RuntimeError, match=r"crashed \(killed by SIGABRT\): Failed to allocate tail memory"):
+        run_tflm(b"model", np.zeros((1, 1, 8), np.int8))
