@@ -121,9 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         import multiprocessing
 
         # spawn, not fork: the parent has imported JAX/TF thread pools that a fork would copy mid-state
-        with concurrent.futures.ProcessPoolExecutor(min(args.jobs, len(jobs)),
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_run_job, *zip(*work)))
+        try:
+            with concurrent.futures.ProcessPoolExecutor(min(args.jobs, len(jobs)),
+                                                        mp_context=multiprocessing.get_context("spawn")) as pool:
+                results = list(pool.map(_run_job, *zip(*work)))
+        except concurrent.futures.process.BrokenProcessPool:
+            print("error: an export worker process died (a converter or runtime crashed); "
+                  "rerun with --jobs 1 to see which model", file=sys.stderr)
+            return 1
     else:
         results = []
         for item in work:
