@@ -231,6 +231,8 @@ def _jobs(args: argparse.Namespace) -> list[_Job]:
     for path in paths:
         ckpt = load_checkpoint(path)  # CheckpointError is a ValueError
         name = ckpt.model_name
+        if path.parent == CHECKPOINT_DIR and path.stem != name:
+            raise UsageError(f"{path} holds a {name!r} checkpoint, not {path.stem!r}")
         if name in seen:
             raise UsageError(f"{path} and {seen[name]} are both {name!r}: they would share {root / name}")
         seen[name] = path
