@@ -195,11 +195,11 @@ def test_tflm_crash_is_reported_not_fatal(tmp_path, monkeypatch):
 
 def test_cli_refuses_a_shipped_checkpoint_of_another_model(tiny, tmp_path, capsys, monkeypatch):
     ckpt_dir = tmp_path / "ckpts"
-    save_checkpoint(ckpt_dir / "resnet18_1d.pt", tiny, model_name="dscnn_tiny",
+    save_checkpoint(ckpt_dir / "ecgcl_tiny.pt", tiny, model_name="dscnn_tiny",
                     data={"source": "synthetic", "task": "rhythm", "sampling_rate_hz": 100.0,
                           "window_samples": WINDOW, "seed": 0}, labels=["a", "b", "c"], metrics={}, seed=0)
     monkeypatch.setattr("quantize.export.CHECKPOINT_DIR", ckpt_dir)
-    code = export_main(["resnet18_1d", "--out", str(tmp_path / "a")])
+    code = export_main(["ecgcl_tiny", "--out", str(tmp_path / "a")])
     err = capsys.readouterr().err
-    assert code == 2 and "holds a 'dscnn_tiny' checkpoint, not 'resnet18_1d'" in err
+    assert code == 2 and "holds a 'dscnn_tiny' checkpoint, not 'ecgcl_tiny'" in err
     assert not (tmp_path / "a").exists()
