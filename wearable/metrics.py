@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "classification_report", "macro_f1"]
+__all__ = ["confusion_matrix", "classification_report", "macro_f1", "detections_match"]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -37,3 +37,22 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
     """Macro F1 over the classes present in ``y_true``."""
     return classification_report(y_true, y_pred, [str(i) for i in range(num_classes)])["macro_f1"]
+
+
+def detections_match(reference: np.ndarray, detected: np.ndarray, *, tolerance: float) -> dict[str, int]:
+    """Greedy one-to-one matching of event times (e.g. R peaks), in time order, within ``tolerance``.
+
+    Each reference event takes the nearest unused detection within the tolerance (same unit
+    as the times). Returns ``{"tp", "fn", "fp"}``; Se = tp / (tp + fn), +P = tp / (tp + fp).
+    """
+    detected = np.sort(np.asarray(detected, dtype=np.float64))
+    used = np.zeros(detected.size, dtype=bool)
+    tp = 0
+    for r in np.sort(np.asarray(reference, dtype=np.float64)):
+        lo = int(np.searchsorted(detected, r - tolerance, side="left"))
+        hi = int(np.searchsorted(detected, r + tolerance, side="right"))
+        free = [k for k in range(lo, hi) if not used[k]]
+        if free:
+            used[min(free, key=lambda k: abs(detected[k] - r))] = True
+            tp += 1
+    return {"tp": tp, "fn": int(len(reference) - tp), "fp": int(detected.size - tp)}
