@@ -111,6 +111,7 @@ class FirmwareContext:
     filters: tuple[dict[str, Any], ...]  # kind, band_hz, sos rows, zi rows, clip
     golden_inputs: tuple[np.ndarray, ...]  # (n, size) int8 per input
     golden_outputs: tuple[np.ndarray, ...]
+    golden_tolerance: int = 0  # int8 steps TFLite Micro was measured to differ from the golden outputs
 
     @property
     def macro(self) -> str:
@@ -187,7 +188,8 @@ def load_context(artifact_dir: str | Path, *, arena_margin_percent: int = ARENA_
         hop_samples=_int(manifest, "hop_samples"), in_channels=_int(manifest, "in_channels"),
         inputs=inputs, outputs=outputs, labels=tuple(labels), ops=tuple(sorted(set(ops))),
         arena_measured_bytes=arena, arena_margin_percent=margin, arena_bytes=padded,
-        filters=_filters(manifest), golden_inputs=golden_in, golden_outputs=golden_out)
+        filters=_filters(manifest), golden_inputs=golden_in, golden_outputs=golden_out,
+        golden_tolerance=int((manifest.get("tflm") or {}).get("max_abs_diff") or 0))
 
 
 # --------------------------------------------------------------------------- manifest fields

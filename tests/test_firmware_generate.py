@@ -96,8 +96,9 @@ def test_generated_c_compiles_and_holds_exact_values(firmware, artifact, manifes
 #include "model_settings.h"
 #include "test_vectors.h"
 const double probe_scale[2] = { DSCNN_TINY_INPUT_0_SCALE, DSCNN_TINY_OUTPUT_0_SCALE };
-const long probe_int[6] = { DSCNN_TINY_INPUT_0_ZERO_POINT, DSCNN_TINY_OUTPUT_0_ZERO_POINT,
-    DSCNN_TINY_INPUT_0_MULTIPLIER, DSCNN_TINY_INPUT_0_SHIFT, DSCNN_TINY_WINDOW_SAMPLES, DSCNN_TINY_TEST_VECTOR_COUNT };
+const long probe_int[7] = { DSCNN_TINY_INPUT_0_ZERO_POINT, DSCNN_TINY_OUTPUT_0_ZERO_POINT,
+    DSCNN_TINY_INPUT_0_MULTIPLIER, DSCNN_TINY_INPUT_0_SHIFT, DSCNN_TINY_WINDOW_SAMPLES, DSCNN_TINY_TEST_VECTOR_COUNT,
+    DSCNN_TINY_TEST_TOLERANCE };
 const double probe_sos[DSCNN_TINY_FILTER_0_SECTIONS][6] = DSCNN_TINY_FILTER_0_SOS;
 const double probe_zi[DSCNN_TINY_FILTER_0_SECTIONS][2] = DSCNN_TINY_FILTER_0_ZI;
 """
@@ -111,8 +112,9 @@ const double probe_zi[DSCNN_TINY_FILTER_0_SECTIONS][2] = DSCNN_TINY_FILTER_0_ZI;
     inp, out = manifest["inputs"][0], manifest["outputs"][0]
     scales = list((ctypes.c_double * 2).in_dll(lib, "probe_scale"))
     assert scales == [float(np.float32(inp["scale"])), float(np.float32(out["scale"]))]
-    ints = list((ctypes.c_long * 6).in_dll(lib, "probe_int"))
-    assert ints[:2] == [inp["zero_point"], out["zero_point"]] and ints[4:] == [manifest["window_samples"], 8]
+    ints = list((ctypes.c_long * 7).in_dll(lib, "probe_int"))
+    assert ints[:2] == [inp["zero_point"], out["zero_point"]] and ints[4:6] == [manifest["window_samples"], 8]
+    assert ints[6] == manifest["tflm"]["max_abs_diff"]  # the self-test tolerance is the measured one
     assert ints[2] * 2.0 ** (ints[3] - 31) == pytest.approx(scales[0], rel=1e-9)
     sos = np.asarray(manifest["data"]["preprocessing"]["channels"][0]["sos"])
     np.testing.assert_array_equal(np.ctypeslib.as_array((ctypes.c_double * 12).in_dll(lib, "probe_sos")),

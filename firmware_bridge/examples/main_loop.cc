@@ -44,13 +44,18 @@ extern "C" void ADC_IRQHandler(void) {
   }
 }
 
-// On-target self-test: golden int8 inputs must give exactly the golden int8 outputs.
+// On-target self-test: golden int8 inputs must give the golden int8 outputs, within the
+// tolerance measured at export (0 for this model: bit for bit).
 static int self_test(tflite::MicroInterpreter &interpreter) {
   for (int i = 0; i < DSCNN_TINY_TEST_VECTOR_COUNT; ++i) {
     std::memcpy(interpreter.input(0)->data.int8, dscnn_tiny_test_input_0[i], DSCNN_TINY_INPUT_0_SIZE);
     if (interpreter.Invoke() != kTfLiteOk) return -1;
-    if (std::memcmp(interpreter.output(0)->data.int8, dscnn_tiny_test_output_0[i], DSCNN_TINY_OUTPUT_0_SIZE) != 0)
-      return i + 1;  // vector i differs: wrong model array, kernel mismatch or memory corruption
+    const int8_t *got = interpreter.output(0)->data.int8;
+    for (int k = 0; k < DSCNN_TINY_OUTPUT_0_SIZE; ++k) {
+      const int diff = got[k] - dscnn_tiny_test_output_0[i][k];
+      if (diff > DSCNN_TINY_TEST_TOLERANCE || -diff > DSCNN_TINY_TEST_TOLERANCE)
+        return i + 1;  // vector i differs: wrong model array, kernel mismatch or memory corruption
+    }
   }
   return 0;
 }
