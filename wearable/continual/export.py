@@ -27,7 +27,9 @@ def task_export(net: ContinualNet, task: str) -> ECGCL:
     info = net.task(task)
     config = replace(net.config, head=info.head, num_classes=len(info.labels))
     model = ECGCL(config)
-    state = {f"backbone.{k}": v.detach().clone() for k, v in net.task_parameters(task).items()}
+    wanted = model.state_dict()  # the other task kind's last merge is not part of this model
+    state = {f"backbone.{k}": v.detach().clone() for k, v in net.task_parameters(task).items()
+             if f"backbone.{k}" in wanted}
     state.update({f"decoder.{k}": v.detach().clone() for k, v in net.decoders[_key(task)].state_dict().items()})
     model.load_state_dict(state)
     return model.eval()

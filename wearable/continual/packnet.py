@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from wearable.metrics import classification_report
-from wearable.training.loop import predict, seed_everything
+from wearable.training.loop import _class_weights, predict, seed_everything
 
 from .net import ContinualNet, _key
 
@@ -162,8 +162,3 @@ def task_evaluate(net: ContinualNet, task: str, windows) -> dict:
     logits = predict(net.task_view(task), windows.x)
     return classification_report(windows.y, logits.argmax(axis=1), windows.labels)
 
-
-def _class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
-    counts = np.bincount(np.asarray(y).ravel(), minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / num_classes, 0.0)
-    return torch.tensor(np.sqrt(weights), dtype=torch.float32)  # as wearable.training: sqrt of inverse frequency

@@ -22,6 +22,7 @@ from wearable.data import DataError
 from wearable.models.ecgcl import ECGCLConfig
 from wearable.training import save_checkpoint
 
+from ._cli import Parser
 from .export import TASK_MODELS, task_export
 from .packnet import LearnConfig
 from .scenarios import SCENARIOS, ScenarioResult, scenario_run
@@ -29,13 +30,8 @@ from .scenarios import SCENARIOS, ScenarioResult, scenario_run
 __all__ = ["main", "matrix_format"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        self.exit(2, f"error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m wearable.continual.run", description=__doc__.split("\n\n")[0],
+    p = Parser(prog="python -m wearable.continual.run", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--scenario", required=True, choices=sorted(SCENARIOS), help="which scenario to run")
     p.add_argument("--data-dir", type=Path, help="PhysioNet data folder (default: $WEARABLE_DATA_DIR)")
@@ -96,10 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(f"{r.method}: forgetting (learned - final) " +
               ", ".join(f"{t} {f:+.1f}" for t, f in zip(r.tasks, r.forgetting())))
+    for r in results:
+        for task, report in r.final.items():
+            print(f"{r.method} {task} per class (Se/+P %): " + ", ".join(
+                f"{c} {v['se'] * 100:.1f}/{v['ppv'] * 100:.1f}" for c, v in report["per_class"].items()))
     if args.json:
         args.json.write_text(json.dumps({"scenario": args.scenario, "results": [
             {"method": r.method, "tasks": r.tasks, "metric": r.metric, "matrix": r.matrix,
-             "prune_ratios": r.prune_ratios} for r in results]}, indent=1) + "\n")
+             "prune_ratios": r.prune_ratios, "final": r.final} for r in results]}, indent=1) + "\n")
     if args.checkpoint_dir:
         _checkpoints_write(results[0], args)
     return 0
@@ -109,13 +109,17 @@ def _checkpoints_write(result: ScenarioResult, args) -> None:
     net = result.net
     for i, (name, td) in enumerate(zip(result.tasks, SCENARIOS[args.scenario])):
         info = net.task(name)
+        # data_dir None: whoever rebuilds the data passes --data-dir or sets $WEARABLE_DATA_DIR
         data = {"source": td.source, "task": td.task, "sampling_rate_hz": net.config.sampling_rate_hz,
-                "window_samples": net.config.window_samples, "seed": args.seed}
-        if td.source != "synthetic":
-            data["data_dir"] = str(args.data_dir) if args.data_dir else None
+                "window_samples": net.config.window_samples, "data_dir": None, "seed": args.seed}
         path = save_checkpoint(args.checkpoint_dir / f"{name}.pt", task_export(net, name),
                                model_name=TASK_MODELS[info.head], data=data, labels=list(info.labels),
                                metrics={"test_macro_f1_pct": result.matrix[i][-1]}, seed=args.seed)
+        metrics = {"model": TASK_MODELS[info.head], "data": data, "labels": list(info.labels),
+                   "scenario": args.scenario, "train_windows": args.train_limit, "test_windows": args.test_limit,
+                   "epochs": args.epochs, "finetune_epochs": args.finetune_epochs, "prune_ratio": args.prune_ratio,
+                   "test_macro_f1_pct_by_stage": result.matrix[i][i:]}
+        path.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         print(f"wrote {path}")
 
 

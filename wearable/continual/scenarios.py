@@ -74,6 +74,7 @@ class ScenarioResult:
     matrix: list[list[float | None]]
     prune_ratios: list[float | None] = field(default_factory=list)
     net: ContinualNet | None = None
+    final: dict[str, dict] = field(default_factory=dict)  # task -> classification report after the last stage
 
     def forgetting(self) -> list[float]:
         """Metric when learned minus metric at the end, per task (0 for the last)."""
@@ -113,12 +114,14 @@ def scenario_run(scenario: str, *, config: ECGCLConfig, learn: LearnConfig, isol
     net = ContinualNet(config, isolation=isolation)
     matrix: list[list[float | None]] = [[None] * len(tasks) for _ in tasks]
     ratios: list[float | None] = []
+    final: dict[str, dict] = {}
     for j, task in enumerate(tasks):
         net.task_add(task.name, task.head, train[j].labels)
         stats = task_learn(net, task.name, train[j], config=learn, progress=progress)
         ratios.append(None if stats is None else stats.ratio)
         for i in range(j + 1):
-            matrix[i][j] = 100.0 * task_evaluate(net, tasks[i].name, test[i])["macro_f1"]
+            final[tasks[i].name] = task_evaluate(net, tasks[i].name, test[i])
+            matrix[i][j] = 100.0 * final[tasks[i].name]["macro_f1"]
         log.info("%s stage %d (%s): %s", scenario, j + 1, task.name, matrix)
     return ScenarioResult(scenario, "packnet" if isolation else "finetune", [t.name for t in tasks],
-                          "macro F1 % (test split)", matrix, ratios, net)
+                          "macro F1 % (test split)", matrix, ratios, net, final)

@@ -99,11 +99,13 @@ class ECGCLBackbone(nn.Module):
 
     Each stage: ``blocks`` residual blocks per branch, a branch merge (stages 2-4), then a
     branch partition of the lowest branch that opens the next stage's new branch. The last
-    merge computes only the branches asked for: ``forward(x, outputs=(0,))`` gives the
-    high-resolution features for segmentation, ``outputs=(3,)`` the lowest for classification.
+    merge computes only the branch asked for: ``forward(x, "high")`` gives the rate-1/2
+    features for segmentation, ``forward(x, "low")`` the lowest branch for classification;
+    ``outputs`` lists the ones built.
     """
 
-    def __init__(self, in_channels: int, channels: tuple[int, ...], kernel: int, blocks: int) -> None:
+    def __init__(self, in_channels: int, channels: tuple[int, ...], kernel: int, blocks: int,
+                 outputs: tuple[str, ...] = ("high", "low")) -> None:
         super().__init__()
         self.channels = channels
         n = len(channels)
@@ -118,7 +120,9 @@ class ECGCLBackbone(nn.Module):
                 self.merges.append(BranchMerge(channels[:k], tuple(range(k))))
             if k < n:
                 self.partitions.append(BranchPartition(channels[k - 1], channels[k], kernel))
-        self.heads = nn.ModuleDict({"high": BranchMerge(channels, (0,)), "low": BranchMerge(channels, (n - 1,))})
+        # a single-task model builds only the last merge it uses (no dead weights to export or prune)
+        self.heads = nn.ModuleDict({name: BranchMerge(channels, (0,) if name == "high" else (n - 1,))
+                                    for name in outputs})
 
     def forward(self, x: torch.Tensor, output: str) -> torch.Tensor:
         """Features of branch 0 (``output="high"``, rate 1/2) or of the lowest branch ("low")."""

@@ -65,9 +65,10 @@ class ECGCL(nn.Module):
     def __init__(self, config: ECGCLConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = ECGCLBackbone(config.in_channels, config.channels, config.kernel_size, config.blocks)
-        self.decoder = decoder_build(config, config.head, config.num_classes)
         self._output = "high" if config.head == "segmentation" else "low"
+        self.backbone = ECGCLBackbone(config.in_channels, config.channels, config.kernel_size, config.blocks,
+                                      outputs=(self._output,))
+        self.decoder = decoder_build(config, config.head, config.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.backbone(x, self._output))
