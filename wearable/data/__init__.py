@@ -29,6 +29,8 @@ from .mitdb import (
     rhythm_label,
 )
 from .nstdb import NSTDB_MASK_IDS, NSTDB_NOISES, ecg_snr, nstdb_noise_add, nstdb_read
+from ._tasks_ppg import PPG_MASK_LABELS, PPG_RHYTHMS
+from .ppg_artifacts import PPG_ARTIFACT_KINDS, PPG_ARTIFACT_LABELS, ppg_artifacts_add
 from .preprocess import (
     ECG_CLIP_MV,
     FILTER_BANDS_HZ,
@@ -58,6 +60,8 @@ __all__ = [
     # synthetic
     "ecg_ppg_simulate", "SyntheticRecord", "RHYTHMS", "HEART_RATE_RANGES_BPM", "WAVE_LABELS", "BEAT_TYPES",
     "artifacts_add", "ARTIFACT_LABELS", "ARTIFACT_KINDS",
+    # wrist PPG with artifact masks
+    "ppg_artifacts_add", "PPG_ARTIFACT_LABELS", "PPG_ARTIFACT_KINDS", "PPG_RHYTHMS", "PPG_MASK_LABELS",
     # PhysioNet
     "mitdb_read", "mitdb_records", "MitdbRecord", "RhythmEpisode", "beats_aami", "rhythm_episodes", "rhythm_label",
     "AAMI_CLASSES", "AAMI_SYMBOLS", "DS1", "DS2", "MITDB_PACED", "MITDB_VAL", "MITDB_RHYTHM_LABELS",

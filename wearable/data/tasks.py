@@ -28,6 +28,7 @@ from ._errors import DataError
 from ._request import Request, TaskSpec
 from ._tasks_bidmc import BIDMC_TASKS, bidmc_windows
 from ._tasks_mitdb import MITDB_TASKS, mitdb_windows
+from ._tasks_ppg import PPG_TASKS, ppg_windows
 from ._tasks_synthetic import SYNTHETIC_TASKS, synthetic_windows
 from .preprocess import resample_ratio
 from .windows import WindowSet
@@ -43,6 +44,7 @@ _SOURCES: dict[str, tuple[dict[str, TaskSpec], Callable[[Request], WindowSet]]] 
     "synthetic": (SYNTHETIC_TASKS, synthetic_windows),
     "mitdb": (MITDB_TASKS, mitdb_windows),
     "bidmc": (BIDMC_TASKS, bidmc_windows),
+    "ppg": (PPG_TASKS, ppg_windows),
 }
 SOURCES = tuple(_SOURCES)
 _SPECS: dict[tuple[str, str], TaskSpec] = {(src, task): spec for src, (tasks, _) in _SOURCES.items()

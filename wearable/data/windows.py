@@ -16,7 +16,9 @@ class WindowSet:
     ``x`` is float32 ``(N, C, W)``, already preprocessed. ``y`` is int64 ``(N,)`` class ids
     for classification, int64 ``(N, W)`` per-sample ids for segmentation, or float32 ``(N,)``
     for regression (``bidmc``/``hr``). ``labels`` names the ids (for regression: the target).
-    ``records`` lists the records the windows came from, for provenance.
+    ``records`` lists the records the windows came from, for provenance. ``mask`` is an
+    optional second target, int64 ``(N, W)`` per-sample ids, for tasks whose windows carry a
+    class and a mask at once (``ppg``/``rhythm_artifact``); ``None`` elsewhere.
     """
 
     x: np.ndarray
@@ -26,6 +28,7 @@ class WindowSet:
     source: str
     task: str
     records: tuple[str, ...]
+    mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
