@@ -71,11 +71,13 @@ def float_agreement(yf: np.ndarray, yo: np.ndarray) -> dict[str, Any]:
 
 
 def gate(t: Thresholds, onnx_diff: float, agreement: list[dict], agreement_x: list[dict],
-         tflm: dict | None, score: Any = None) -> list[str]:
+         tflm: dict | None, scores: Sequence[Any] = ()) -> list[str]:
     fails = []
-    if score is not None and score.drop > t.max_metric_drop:
-        fails.append(f"{score.metric} fell from {score.float_value:.2f} (float) to {score.int8_value:.2f} (int8), "
-                     f"a drop of {score.drop:.2f} > {t.max_metric_drop:g}")
+    for score in scores:
+        if score.drop > t.max_metric_drop:
+            where = f" (output {score.output})" if len(scores) > 1 else ""
+            fails.append(f"{score.metric}{where} fell from {score.float_value:.2f} (float) to {score.int8_value:.2f} "
+                         f"(int8), a drop of {score.drop:.2f} > {t.max_metric_drop:g}")
     if not onnx_diff < t.max_onnx_diff:
         fails.append(f"ONNX vs PyTorch max abs diff {onnx_diff:.3g} >= {t.max_onnx_diff:g}")
     for kernels, entries in (("", agreement), ("XNNPACK ", agreement_x)):

@@ -26,7 +26,7 @@ from ._fold import count_batchnorm, fold_batchnorm
 from ._onnx import ONNX_OPSET, export_onnx, onnx_max_abs_diff, onnx_outputs, quantize_onnx_nncf
 from ._model_card import render_model_card
 from ._quiet import quiet
-from ._task_metric import metric_kind, score_outputs
+from ._task_metric import label_for_output, metric_kind, score_all
 from ._tflite import NotFullIntegerError, check_full_int8
 from ._types import MANIFEST_NAME, SCHEMA_VERSION, CheckFailed, ExportError, Manifest, Thresholds
 from .backends import get_backend
@@ -64,7 +64,7 @@ def export_model(
     *,
     calibration: np.ndarray,
     holdout: np.ndarray,
-    holdout_labels: np.ndarray | None = None,
+    holdout_labels: np.ndarray | Sequence[np.ndarray] | None = None,
     labels: Sequence[str] | None = None,
     task: str | None = None,
     hop_samples: int | None = None,
@@ -84,7 +84,8 @@ def export_model(
     ``holdout`` are float32 windows ``(n, in_channels, window_samples)``: calibration sets the
     int8 ranges (plain min/max), holdout measures float-vs-int8 agreement and gives the
     golden windows. ``holdout_labels`` (optional: int ``(n,)`` classes, int ``(n, W)`` per-sample
-    classes or float ``(n,)`` regression targets) adds the task-metric gate: float and int8 are
+    classes or float ``(n,)`` regression targets, or a list of such arrays for a model with several
+    outputs, e.g. a class and a mask) adds the task-metric gate: float and int8 are
     scored with the task's own metric (macro F1 or MAE) and the drop must stay within
     ``thresholds.max_metric_drop``. A per-tensor SQNR diagnosis (float vs int8 TFLite on
     the first calibration windows) is written to ``diagnosis.json`` and named in gate failures.
@@ -109,11 +110,14 @@ def export_model(
     cfg = src.model.config
     calibration = _check_windows("calibration", calibration, cfg)
     holdout = _check_windows("holdout", holdout, cfg)
+    targets: list[np.ndarray] = []
     if holdout_labels is not None:
-        holdout_labels = np.asarray(holdout_labels)
-        if holdout_labels.shape[0] != holdout.shape[0]:
-            raise ValueError(f"holdout_labels has {holdout_labels.shape[0]} rows, holdout {holdout.shape[0]}")
-        metric_kind(holdout_labels)  # ValueError for labels no task metric fits
+        targets = [np.asarray(t) for t in (holdout_labels if isinstance(holdout_labels, (list, tuple))
+                                           else [holdout_labels])]
+        for t in targets:
+            if t.shape[0] != holdout.shape[0]:
+                raise ValueError(f"holdout_labels has {t.shape[0]} rows, holdout {holdout.shape[0]}")
+            metric_kind(t)  # ValueError for labels no task metric fits
     if src.labels is not None and len(src.labels) != cfg.num_classes:
         raise ValueError(f"{len(src.labels)} labels for a model with {cfg.num_classes} classes")
     if golden_windows < 1:
@@ -154,17 +158,15 @@ def export_model(
             x_q = quantize_int8(holdout, in_details[0])
             y_q = _runtimes.run_litert(tflite, x_q)
             y_x = _runtimes.run_litert(tflite, x_q, default_delegates=True)
-            agreement = [_checks.agreement(yf, dequantize(yq, d), d, holdout_labels)
+            agreement = [_checks.agreement(yf, dequantize(yq, d), d, label_for_output(yf, targets))
                          for yf, yq, d in zip(float_out, y_q, out_details)]
-            agreement_x = [_checks.agreement(yf, dequantize(yq, d), d, holdout_labels)
+            agreement_x = [_checks.agreement(yf, dequantize(yq, d), d, label_for_output(yf, targets))
                            for yf, yq, d in zip(float_out, y_x, out_details)]
             xnnpack_diff = _checks.max_diff(y_x, y_q, integer=True)
         with clock("task metric + per-tensor diagnosis"):
-            score = score_x = None
-            if holdout_labels is not None:
-                score = score_outputs(float_out, [dequantize(y, d) for y, d in zip(y_q, out_details)], holdout_labels)
-                score_x = score_outputs(float_out, [dequantize(y, d) for y, d in zip(y_x, out_details)],
-                                        holdout_labels)
+            scores = score_all(float_out, [dequantize(y, d) for y, d in zip(y_q, out_details)], targets)
+            scores_x = score_all(float_out, [dequantize(y, d) for y, d in zip(y_x, out_details)], targets)
+            score = scores[0] if scores else None
             n_diag = min(_DIAGNOSIS_WINDOWS, len(calibration))
             diagnosis = tensor_errors(float_tflite, tflite, calibration[:n_diag])
         n_golden = min(golden_windows, len(holdout))
@@ -190,16 +192,17 @@ def export_model(
             except Exception as exc:  # onnxruntime's own error types; the message names the node
                 raise CheckFailed(f"the NNCF int8 ONNX does not run in onnxruntime: {str(exc).splitlines()[0]}") from None
             agreement_ort = [_checks.float_agreement(yf, yo) for yf, yo in zip(float_out, y_ort)]
-            score_ort = None if holdout_labels is None else score_outputs(float_out, y_ort, holdout_labels)
+            scores_ort = score_all(float_out, y_ort, targets)
 
-        failures = _checks.gate(thresholds, onnx_diff, agreement, agreement_x, tflm, score)
-        if score_ort is not None and score_ort.drop > thresholds.max_metric_drop:
-            failures.append(f"NNCF int8 ONNX: {score_ort.metric} fell from {score_ort.float_value:.2f} to "
-                            f"{score_ort.int8_value:.2f} (drop {score_ort.drop:.2f} > {thresholds.max_metric_drop:g})")
+        failures = _checks.gate(thresholds, onnx_diff, agreement, agreement_x, tflm, scores)
+        for s in scores_ort:
+            if s.drop > thresholds.max_metric_drop:
+                failures.append(f"NNCF int8 ONNX: {s.metric} of output {s.output} fell from {s.float_value:.2f} to "
+                                f"{s.int8_value:.2f} (drop {s.drop:.2f} > {thresholds.max_metric_drop:g})")
         if failures:
             worst_text = ", ".join(f"{e.op} #{e.order} {e.sqnr_db:.1f} dB" for e in worst(diagnosis, 3))
-            if score is not None and not any(f.startswith(score.metric) for f in failures):
-                failures.append(f"({score.metric}: float {score.float_value:.2f}, int8 {score.int8_value:.2f})")
+            failures += [f"({s.metric} of output {s.output}: float {s.float_value:.2f}, int8 {s.int8_value:.2f})"
+                         for s in scores if not any(f.startswith(s.metric) for f in failures)]
             raise CheckFailed("; ".join(failures) + f"; worst tensors (SQNR on {n_diag} calibration windows): "
                               f"{worst_text}; see python -m quantize.diagnose --checkpoint")
 
@@ -262,12 +265,15 @@ def export_model(
                               "runtime": "onnxruntime CPUExecutionProvider", "windows": len(holdout),
                               "argmax_agreement_pct": [a["argmax_agreement_pct"] for a in agreement_ort],
                               "max_abs_error": max(a["max_abs_error"] for a in agreement_ort),
-                              "task_metric": None if score_ort is None else score_ort.to_dict()},
+                              "task_metric": scores_ort[0].to_dict() if scores_ort else None,
+                              "task_metrics": [s.to_dict() for s in scores_ort]},
                 "holdout_windows": len(holdout),
                 "agreement": agreement,
                 "agreement_xnnpack": agreement_x,
                 "task_metric": None if score is None else {**score.to_dict(),
-                                                           "int8_xnnpack": score_x.to_dict()["int8"]},
+                                                           "int8_xnnpack": scores_x[0].to_dict()["int8"]},
+                "task_metrics": [{**s.to_dict(), "int8_xnnpack": sx.to_dict()["int8"]}
+                                 for s, sx in zip(scores, scores_x)],
                 "worst_tensors": [{"op": e.op, "order": e.order, "sqnr_db": e.to_dict()["sqnr_db"]}
                                   for e in worst(diagnosis, 3)],
                 "thresholds": thresholds.to_dict(),

@@ -16,7 +16,7 @@ import numpy as np
 
 from wearable.metrics import macro_f1
 
-__all__ = ["TaskScore", "score_outputs", "metric_kind"]
+__all__ = ["TaskScore", "score_outputs", "score_all", "metric_kind", "label_for_output"]
 
 
 @dataclass(frozen=True)
@@ -54,19 +54,49 @@ def metric_kind(labels: np.ndarray) -> str:
     raise ValueError(f"labels must be (n,) or (n, W), got {labels.shape}")
 
 
+def _fits(y: np.ndarray, labels: np.ndarray, kind: str) -> bool:
+    if kind == "regression":
+        return y.reshape(len(y), -1).shape[1] == 1
+    return y.ndim == labels.ndim + 1 and y.shape[0] == labels.shape[0] and y.shape[2:] == labels.shape[1:] \
+        and y.shape[1] >= 2
+
+
 def score_outputs(float_outputs: Sequence[np.ndarray], int8_outputs: Sequence[np.ndarray],
-                  labels: np.ndarray) -> TaskScore | None:
-    """Score float and dequantized int8 outputs against ``labels``; None if no output fits them."""
+                  labels: np.ndarray, *, skip: Sequence[int] = ()) -> TaskScore | None:
+    """Score float and dequantized int8 outputs against ``labels``; None if no output fits them.
+
+    The first output (not in ``skip``) whose shape fits the labels is scored.
+    """
     labels = np.asarray(labels)
     kind = metric_kind(labels)
     for k, (yf, yq) in enumerate(zip(float_outputs, int8_outputs)):
-        if kind == "regression" and yf.reshape(len(yf), -1).shape[1] == 1:
+        if k in skip or not _fits(yf, labels, kind):
+            continue
+        if kind == "regression":
             return TaskScore("MAE", k, _mae(yf, labels), _mae(yq, labels), higher_is_better=False)
-        if kind != "regression" and yf.ndim == labels.ndim + 1 and yf.shape[0] == labels.shape[0] \
-                and yf.shape[2:] == labels.shape[1:] and yf.shape[1] >= 2:
-            n = max(int(yf.shape[1]), int(labels.max()) + 1)
-            name = "macro F1 %" if kind == "classification" else "per-sample macro F1 %"
-            return TaskScore(name, k, _f1(yf, labels, n), _f1(yq, labels, n), higher_is_better=True)
+        n = max(int(yf.shape[1]), int(labels.max()) + 1)
+        name = "macro F1 %" if kind == "classification" else "per-sample macro F1 %"
+        return TaskScore(name, k, _f1(yf, labels, n), _f1(yq, labels, n), higher_is_better=True)
+    return None
+
+
+def score_all(float_outputs: Sequence[np.ndarray], int8_outputs: Sequence[np.ndarray],
+              labels: Sequence[np.ndarray]) -> list[TaskScore]:
+    """One score per label array (e.g. a class and a per-sample mask), each on its own output."""
+    scores: list[TaskScore] = []
+    for target in labels:
+        s = score_outputs(float_outputs, int8_outputs, target, skip=[x.output for x in scores])
+        if s is not None:
+            scores.append(s)
+    return scores
+
+
+def label_for_output(y: np.ndarray, labels: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The label array whose shape fits output ``y`` (for per-output accuracies), if any."""
+    for target in labels:
+        target = np.asarray(target)
+        if _fits(y, target, metric_kind(target)):
+            return target
     return None
 
 

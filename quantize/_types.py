@@ -41,7 +41,11 @@ class Thresholds:
       reach a little past the calibration min/max, hence 0.9 and not 1.
     * ``max_onnx_diff``: max |ONNX Runtime − PyTorch| of the fp32 ONNX reference.
     * ``max_tflm_diff``: max int8 difference of TFLite Micro's outputs from the reference
-      (ai-edge-litert's builtin kernels); they were identical in every test so far.
+      (ai-edge-litert's builtin kernels). Identical for the DS-CNN; TFLite Micro's reference
+      kernels round some ops differently (TRANSPOSE_CONV; residual ADD chains): 4 steps on
+      the ECG-CL segmentation model, 2 on the dual-stream PPG model, with unchanged argmax.
+      4 allows that rounding and still fails a wrong kernel or a corrupted model; the
+      firmware self-test uses the difference measured for the model as its tolerance.
     * ``max_metric_drop``: largest loss of the task's own metric from float to int8 on the
       held-out labels, in its unit (macro F1 points for classification and segmentation,
       the target's unit, e.g. bpm, for the MAE of a regression). Agreement alone can hide a
@@ -58,7 +62,7 @@ class Thresholds:
     max_error_ratio: float = 0.1
     min_output_coverage: float = 0.9
     max_onnx_diff: float = 1e-4
-    max_tflm_diff: int = 1
+    max_tflm_diff: int = 4
     max_metric_drop: float = 0.5
 
     def __post_init__(self) -> None:

@@ -36,6 +36,8 @@ class EvalSet:
     labels: tuple[str, ...]
     meta: dict[str, Any]
     sha256: str
+    calibration_mask: np.ndarray | None = None  # per-sample second target (WindowSet.mask), if any
+    holdout_mask: np.ndarray | None = None
 
 
 def evalset_path(checkpoint: str | Path) -> Path:
@@ -50,6 +52,8 @@ def save_evalset(path: str | Path, calibration: Any, holdout: Any, meta: dict[st
     arrays = {"calibration_x": calibration.x.astype(np.float16), "calibration_y": calibration.y,
               "holdout_x": holdout.x.astype(np.float16), "holdout_y": holdout.y,
               "labels": np.array([str(s) for s in holdout.labels]),
+              **{f"{name}_mask": ws.mask for name, ws in (("calibration", calibration), ("holdout", holdout))
+                 if getattr(ws, "mask", None) is not None},
               "meta": np.array(json.dumps({**meta, "calibration_records": list(calibration.records)[:200],
                                            "holdout_records": list(holdout.records)[:200]}, sort_keys=True))}
     path = Path(path)
@@ -76,7 +80,8 @@ def load_evalset(path: str | Path) -> EvalSet:
         out = EvalSet(calibration_x=data["calibration_x"].astype(np.float32), calibration_y=data["calibration_y"],
                       holdout_x=data["holdout_x"].astype(np.float32), holdout_y=data["holdout_y"],
                       labels=tuple(str(s) for s in data["labels"]), meta=meta,
-                      sha256=hashlib.sha256(raw).hexdigest())
+                      sha256=hashlib.sha256(raw).hexdigest(), calibration_mask=data.get("calibration_mask"),
+                      holdout_mask=data.get("holdout_mask"))
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable evaluation set ({exc})") from None
     for what, x in (("calibration", out.calibration_x), ("holdout", out.holdout_x)):

@@ -281,10 +281,11 @@ def _load_windows(job: _Job, split: str, limit: int) -> Any:
 
     if job.evalset is not None:
         e = job.evalset
-        x, y = (e.calibration_x, e.calibration_y) if split == "train" else (e.holdout_x, e.holdout_y)
+        x, y, mask = ((e.calibration_x, e.calibration_y, e.calibration_mask) if split == "train"
+                      else (e.holdout_x, e.holdout_y, e.holdout_mask))
         return WindowSet(x=x[:limit], y=y[:limit], labels=e.labels, sampling_rate_hz=float(
             job.data_spec["sampling_rate_hz"]), source=job.data_spec["source"], task=job.data_spec["task"],
-            records=())
+            records=(), mask=None if mask is None else mask[:limit])
     windows = load_windows(**job.data_spec, split=split, limit=limit)
     if len(windows.x) == 0:
         raise ValueError(f"{job.data_spec['source']}/{job.data_spec['task']} split {split!r} has no windows")
@@ -303,7 +304,9 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
     if job.evalset is not None:
         data_info.update(holdout_split=job.evalset.meta.get("holdout_split"), evalset=job.path.stem + ".evalset.npz",
                          evalset_sha256=job.evalset.sha256)
-    common = dict(calibration=calibration.x, holdout=holdout.x, holdout_labels=holdout.y,
+    mask = getattr(holdout, "mask", None)  # a second target (e.g. an artifact mask) for a second output
+    common = dict(calibration=calibration.x, holdout=holdout.x,
+                  holdout_labels=holdout.y if mask is None else [holdout.y, mask],
                   labels=list(job.checkpoint.labels) or list(holdout.labels), task=spec["task"], data_info=data_info,
                   backend=args.backend, thresholds=thresholds, tflite_runtime_python=args.tflite_runtime_python,
                   overwrite=args.force, progress=progress)

@@ -112,6 +112,8 @@ def qat_finetune(model: nn.Module, train: Any, val: Any, *, calibration: np.ndar
 
     if np.issubdtype(np.asarray(train.y).dtype, np.floating):
         raise ValueError("QAT fine-tuning supports classification and segmentation targets only")
+    if getattr(train, "mask", None) is not None:
+        raise ValueError("QAT fine-tuning supports single-target models only (this task also has a mask)")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -60,6 +60,19 @@ def test_metric_kind_follows_the_labels():
         metric_kind(np.zeros((2, 2), np.float32))
 
 
+def test_score_all_scores_each_target_on_its_own_output():
+    from quantize._task_metric import score_all
+
+    cls = np.array([0, 1])
+    mask = np.array([[0, 1, 1], [1, 0, 0]])
+    y_cls = np.eye(2, dtype=np.float32)[cls]
+    y_mask = np.eye(2, dtype=np.float32)[mask].transpose(0, 2, 1)
+    wrong_mask = y_mask.copy()
+    wrong_mask[0, :, 0] = [0, 1]
+    scores = score_all([y_cls, y_mask], [y_cls, wrong_mask], [cls, mask])
+    assert [s.output for s in scores] == [0, 1] and scores[0].drop == 0 and scores[1].drop > 0
+
+
 def test_score_outputs_per_kind():
     labels = np.array([0, 1, 2, 2])
     yf = np.eye(3, dtype=np.float32)[[0, 1, 2, 2]]
@@ -76,9 +89,11 @@ def test_score_outputs_per_kind():
 
 def test_gate_names_both_figures_of_a_metric_drop():
     score = TaskScore("macro F1 %", 0, 91.0, 89.5, higher_is_better=True)
-    fails = gate(Thresholds(), 0.0, [], [], None, score)
+    fails = gate(Thresholds(), 0.0, [], [], None, [score])
     assert fails == ["macro F1 % fell from 91.00 (float) to 89.50 (int8), a drop of 1.50 > 0.5"]
-    assert gate(Thresholds(max_metric_drop=2.0), 0.0, [], [], None, score) == []
+    assert gate(Thresholds(max_metric_drop=2.0), 0.0, [], [], None, [score]) == []
+    mask = TaskScore("per-sample macro F1 %", 1, 95.0, 94.0, higher_is_better=True)
+    assert gate(Thresholds(), 0.0, [], [], None, [score, mask])[1].startswith("per-sample macro F1 % (output 1)")
     with pytest.raises(ValueError):
         Thresholds(max_metric_drop=-1)
 
