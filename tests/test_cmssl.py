@@ -144,3 +144,39 @@ def test_student_exports_int8_and_runs_on_tflm(tmp_path):
                                      thresholds=quantize.Thresholds(min_agreement_pct=80.0, min_output_coverage=0.5))
     assert manifest.arena_bytes is not None and 0 < manifest.arena_bytes <= 96 * 1024
     assert (tmp_path / "student" / "model_int8.tflite").is_file()
+
+
+def test_nt_xent_matches_direct_computation():
+    from wearable.ssl.contrastive import nt_xent
+
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(3, 4), torch.randn(3, 4)
+    tau = 0.5
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1).numpy().astype(np.float64)
+    total = 0.0
+    for i in range(6):  # anchor i, positive i +- 3, denominator over every k != i
+        pos = (i + 3) % 6
+        sims = {k: float(z[i] @ z[k]) / tau for k in range(6) if k != i}
+        total += -sims[pos] + math.log(sum(math.exp(v) for v in sims.values()))
+    assert nt_xent(z1, z2, tau).item() == pytest.approx(total / 6, rel=1e-5)
+    # identical views with far-apart windows: near-zero loss
+    eye = torch.eye(4)[:3] * 10
+    assert nt_xent(eye, eye, 0.1).item() < 1e-3
+
+
+def test_windows_augment_shape_and_randomness():
+    from wearable.ssl.contrastive import windows_augment
+
+    x = torch.from_numpy(_paired(4)[:, 1:])
+    gen = torch.Generator().manual_seed(0)
+    a, b = windows_augment(x, gen), windows_augment(x, gen)
+    assert a.shape == x.shape and not torch.allclose(a, b) and torch.isfinite(a).all()
+
+
+def test_run_cli_bad_input_exits_2(capsys, tmp_path):
+    from wearable.ssl.run import main
+
+    assert main(["--data-dir", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert main(["--data-dir", str(tmp_path), "--methods", "scratch,magic"]) == 2
+    assert "magic" in capsys.readouterr().err

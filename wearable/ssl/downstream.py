@@ -13,6 +13,8 @@ from tqdm.auto import tqdm
 
 from wearable.models.cmssl import CMSSLStudent
 
+from .pretrain import optimizer_step
+
 __all__ = ["MODES", "regression_fit", "regression_mae"]
 
 log = logging.getLogger(__name__)
@@ -60,11 +62,7 @@ def regression_fit(model: CMSSLStudent, train: tuple[np.ndarray, np.ndarray], va
         if mode == "probe":
             model.encoder.eval()
         idx = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=gen)
-        loss = F.smooth_l1_loss(model(x[idx]).reshape(-1) / _SCALE, y[idx] / _SCALE)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        optimizer_step(F.smooth_l1_loss(model(x[idx]).reshape(-1) / _SCALE, y[idx] / _SCALE), optimizer, scheduler)
         if (step + 1) % every == 0 or step + 1 == steps:
             mae = regression_mae(model, *val)
             log.debug("%s step %d: val MAE %.2f", mode, step + 1, mae)

@@ -24,6 +24,16 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
         yield order[i:i + batch_size]
 
 
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler=None) -> float:
+    """One backward pass and update (and scheduler step); the loss as a float."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.item()
+
+
 def _nmse(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-channel MSE over the channel's variance, ``(C,)``: ECG (mV) and PPG (scaled) weigh alike."""
     err = (recon - x).pow(2).mean(dim=(0, 2))
@@ -68,11 +78,7 @@ def tokenizer_train(tokenizer: VQTokenizer, train_x: np.ndarray, val_x: np.ndarr
         restarts0, running = tokenizer.quantizer.restarts, 0.0
         for idx in _batches(len(x), batch_size, gen):
             recon, _, commit = tokenizer(x[idx])
-            loss = _nmse(recon, x[idx]).sum() + commit
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.item()
+            running += optimizer_step(_nmse(recon, x[idx]).sum() + commit, optimizer)
             bar.update(1)
         report = {"epoch": epoch + 1, "loss": running / steps,
                   "restarts": tokenizer.quantizer.restarts - restarts0, **tokenizer_evaluate(tokenizer, val_x)}
@@ -121,12 +127,8 @@ def student_pretrain(student: CMSSLStudent, x: np.ndarray, codes: np.ndarray, nu
         student.train()
         running = 0.0
         for idx in _batches(len(xt), batch_size, gen):
-            loss = F.cross_entropy(head(student.encoder(xt[idx])), yt[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            running += loss.item()
+            running += optimizer_step(F.cross_entropy(head(student.encoder(xt[idx])), yt[idx]), optimizer,
+                                      scheduler)
             bar.update(1)
         report = {"epoch": epoch + 1, "loss": running / steps}
         if val is not None:
