@@ -26,6 +26,7 @@ from ._fold import count_batchnorm, fold_batchnorm
 from ._onnx import ONNX_OPSET, export_onnx, onnx_max_abs_diff, onnx_outputs, quantize_onnx_nncf
 from ._model_card import render_model_card
 from ._quiet import quiet
+from ._strip import strip_tensor_names
 from ._task_metric import label_for_output, metric_kind, score_all
 from ._tflite import NotFullIntegerError, check_full_int8
 from ._types import MANIFEST_NAME, SCHEMA_VERSION, CheckFailed, ExportError, Manifest, Thresholds
@@ -145,7 +146,8 @@ def export_model(
             onnx_diff = onnx_max_abs_diff(onnx_bytes, holdout[:256], [y[:256] for y in float_out])
         with clock(f"convert ({conv.name})"):
             float_tflite = conv.to_float(folded, calibration)
-            tflite = conv.float_to_int8(float_tflite, calibration)
+            named_tflite = conv.float_to_int8(float_tflite, calibration)  # names pair tensors for the diagnosis
+            tflite = strip_tensor_names(named_tflite)
         with clock("full-int8 check"):
             try:
                 summary = check_full_int8(tflite)
@@ -168,7 +170,7 @@ def export_model(
             scores_x = score_all(float_out, [dequantize(y, d) for y, d in zip(y_x, out_details)], targets)
             score = scores[0] if scores else None
             n_diag = min(_DIAGNOSIS_WINDOWS, len(calibration))
-            diagnosis = tensor_errors(float_tflite, tflite, calibration[:n_diag])
+            diagnosis = tensor_errors(float_tflite, named_tflite, calibration[:n_diag])
         n_golden = min(golden_windows, len(holdout))
         tflm = None
         if _runtimes.tflm_available():
@@ -286,7 +288,8 @@ def export_model(
             "holdout": {"windows": len(holdout), "sha256": _files.array_sha256(holdout)},
             "data": _plain(dict(data_info)) if data_info else None,
             "qat": _plain(dict(qat)) if qat else None,
-            "export": {"backend": conv.name, **conv.settings},
+            "export": {"backend": conv.name, **conv.settings,
+                       "tensor_names": "stripped, except the graph inputs and outputs (flash)"},
             "versions": _versions(conv),
         }
         replayed = verified.get("tflite_runtime")

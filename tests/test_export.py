@@ -540,3 +540,19 @@ def test_model_card_and_compatibility(exported):
         assert compat["oldest_tflite_runtime"] == "tflite-runtime 2.14.0"
     else:
         assert compat["oldest_tflite_runtime"] is None
+
+
+@pytest.mark.slow
+def test_tflite_keeps_only_io_names_and_aligned_weights(exported):
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = (exported[0].directory / "model_int8.tflite").read_bytes()
+    root = fb.Model.GetRootAs(model, 0)
+    graph = root.Subgraphs(0)
+    io = {graph.Inputs(i) for i in range(graph.InputsLength())} | {graph.Outputs(i) for i in range(graph.OutputsLength())}
+    named = {k for k in range(graph.TensorsLength()) if graph.Tensors(k).Name()}
+    assert named == io  # intermediate names are flash the MCU never reads
+    for b in range(root.BuffersLength()):
+        buf = root.Buffers(b)
+        if buf.DataLength():
+            assert buf._tab.Vector(buf._tab.Offset(4)) % 16 == 0  # schema's force_align: 16
