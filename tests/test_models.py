@@ -19,6 +19,7 @@ def test_forward_shape_and_config(name):
     assert type(cfg) is config_class(name)
     assert cfg.window_samples == 256 and cfg.num_classes == 3 and cfg.sampling_rate_hz > 0
     out = model(torch.randn(2, cfg.in_channels, cfg.window_samples))
+    out = out[0] if isinstance(out, tuple) else out  # two-output models (ppg_dualstream): class logits first
     assert out.shape[:2] == (2, 3)
 
 

@@ -44,7 +44,7 @@ class PpgDualStreamConfig:
     in_channels: int = 1
     num_classes: int = 3
     mask_classes: int = 2
-    cls_width: int = 16  # classification stream: stem width; 4 strided residual stages double it twice
+    cls_width: int = 14  # classification stream: stem width; 4 strided residual stages double it twice
     loc_width: int = 16  # localization stream: channels at full resolution
     loc_dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # receptive field 2.6 s at 50 Hz: >= one beat
 
@@ -72,7 +72,7 @@ class PpgClassifierConfig:
     window_samples: int = 512
     in_channels: int = 1
     num_classes: int = 3
-    width: int = 17  # 17 gives about the parameter count of the default ppg_dualstream
+    width: int = 15  # 15 gives about the parameter count of the default ppg_dualstream
 
     def __post_init__(self) -> None:
         _check(self, 32)
