@@ -6,9 +6,10 @@ ectopic/brady/tachy->other), exported through the same path (``quantize.export_m
 int8, TFLite Micro arena) and scored on the DS2 test records in fp32 (PyTorch) and int8
 (the exported .tflite in ai-edge-litert). Writes ``report.json`` and ``report.md`` and prints
 a table. CPU time: the default budget (1,200 MIT-BIH + 300 synthetic training windows,
-4 epochs, reduced-width baselines) takes about 15 min on one thread of this kind of machine;
-``--models`` with ``resnet18_1d`` / ``mobilenetv2_1d`` adds the full-width baselines
-(about 10x the training time each).
+4 epochs, reduced-width baselines ResNet-18 at base width 32 and MobileNetV2 x0.5) took
+16 min on one thread of a 2-core machine shared with other jobs; ``--models`` with
+``resnet18_1d`` / ``mobilenetv2_1d`` adds the full-width baselines (about 4x the reduced
+ones' training time each). Scores at this budget are low for every model (see report.md).
 
 Exit codes: 0 done (export failures are reported in the table, not fatal), 2 bad input.
 """
@@ -39,6 +40,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "resnet18_1d:w32": ("resnet18_1d", {"base_width": 32}),
     "mobilenetv2_1d": ("mobilenetv2_1d", {}),
     "mobilenetv2_1d:x0.5": ("mobilenetv2_1d", {"width_mult": 0.5}),
+    "dscnn_tiny": ("dscnn_tiny", {}),  # the foundation's 8k-parameter CNN, as a floor
 }
 DEFAULT_MODELS = ("inceptionformer_tiny", "inceptionformer_tiny:sra", "inceptionformer_tiny:window",
                   "inceptionformer_3stage", "resnet18_1d:w32", "mobilenetv2_1d:x0.5")
@@ -62,14 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-windows", type=int, default=128, help="int8 calibration windows (default: %(default)s)")
     p.add_argument("--holdout-windows", type=int, default=128,
                    help="validation windows for the export's float-vs-int8 gates (default: %(default)s)")
-    p.add_argument("--max-tflm-diff", type=int, default=255,
-                   help="gate on TFLite Micro vs ai-edge-litert's builtin kernels, in int8 output steps; "
-                        "recorded in the table, not gated by default: TFLM matches TFLite's reference kernels "
-                        "(BUILTIN_REF) exactly, but the optimized builtin ADD and BATCH_MATMUL round differently, "
-                        "and residual nets drift apart by many steps (default: %(default)s)")
-    p.add_argument("--max-metric-drop", type=float, default=100.0,
-                   help="export gate on the float-to-int8 macro F1 drop (points) on the holdout windows; the table "
-                        "reports the drop on the whole DS2 test set instead (default: %(default)s, no gate)")
+    p.add_argument("--gate", action="store_true",
+                   help="apply quantize's export gates (agreement, error ratio, TFLM vs builtin kernels, metric "
+                        "drop); a model that fails them is listed without int8 figures. By default the figures are "
+                        "recorded, not gated: TFLM matches TFLite's reference kernels exactly, but ai-edge-litert's "
+                        "optimized ADD and BATCH_MATMUL round differently, so residual and attention nets fail the "
+                        "1-step TFLM gate although both runtimes are right")
     p.add_argument("--seed", type=int, default=0, help="data subset and weight seed (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch logs")
     return p
@@ -118,6 +118,14 @@ def _int8_predict(tflite_path: Path, x: np.ndarray) -> np.ndarray:
     return dequantize(y, interp.get_output_details()[0]).argmax(axis=1)
 
 
+def _record_only() -> Any:
+    """Gates that never fail on a figure (the export still refuses float ops and a broken ONNX)."""
+    from quantize import Thresholds
+
+    return Thresholds(min_agreement_pct=0.0, max_error_ratio=1e9, min_output_coverage=0.0, max_onnx_diff=1e-4,
+                      max_tflm_diff=255, max_metric_drop=100.0)
+
+
 def _one(key: str, data: dict[str, Any], args: argparse.Namespace, out: Path) -> dict[str, Any]:
     import torch
 
@@ -144,14 +152,13 @@ def _one(key: str, data: dict[str, Any], args: argparse.Namespace, out: Path) ->
     target = out / key.replace(":", "_")
     spec = {"source": "mitdb", "task": "rhythm", **{k: (str(v) if isinstance(v, Path) else v)
                                                      for k, v in data["spec"].items()}}
-    save_checkpoint(target.with_suffix(".pt"), model.eval(), model_name=name, data=spec, labels=list(LABELS),
+    save_checkpoint(target.parent / f"{target.name}.pt", model.eval(), model_name=name, data=spec, labels=list(LABELS),
                     metrics={"test_fp32_macro_f1": fp32["macro_f1"]}, seed=args.seed)
     try:
         manifest = export_model(model.eval(), target, calibration=data["train"].x[data["calibration"]],
                                 holdout=data["val"].x[data["val_holdout"]],
                                 holdout_labels=data["val"].y[data["val_holdout"]], labels=list(LABELS),
-                                task="rhythm", thresholds=Thresholds(max_tflm_diff=args.max_tflm_diff,
-                                                      max_metric_drop=args.max_metric_drop),
+                                task="rhythm", thresholds=Thresholds() if args.gate else _record_only(),
                                 data_info={"source": "mitdb", "task": "rhythm", "note": "ecg_models experiment"},
                                 overwrite=True)
     except (CheckFailed, ExportError) as exc:
@@ -166,6 +173,8 @@ def _one(key: str, data: dict[str, Any], args: argparse.Namespace, out: Path) ->
     row["arena_bytes"] = manifest.data["tflm"]["arena_bytes"]
     row["tflm_max_abs_diff"] = manifest.data["tflm"]["max_abs_diff"]
     row["ops"] = manifest.data["op_count"]
+    (agreement,) = manifest.data["checks"]["agreement"]
+    row["holdout_agreement_pct"], row["holdout_error_ratio"] = agreement["argmax_agreement_pct"], agreement["error_ratio"]
     int8 = classification_report(test.y, _int8_predict(target / "model_int8.tflite", test.x), LABELS)
     row["int8_macro_f1"], row["int8_accuracy"] = int8["macro_f1"], int8["accuracy"]
     row["per_class_f1_fp32"] = {k: v.get("f1") for k, v in fp32["per_class"].items()}
@@ -177,7 +186,7 @@ def _one(key: str, data: dict[str, Any], args: argparse.Namespace, out: Path) ->
 _COLUMNS = (("model", "model", "{}"), ("params", "params", "{:,}"), ("macs", "MACs", "{:,}"),
             ("flash_bytes", "int8 bytes", "{:,}"), ("arena_bytes", "arena bytes", "{:,}"),
             ("fp32_macro_f1", "fp32 F1", "{:.3f}"), ("int8_macro_f1", "int8 F1", "{:.3f}"),
-            ("tflm_max_abs_diff", "TFLM diff", "{}"),
+            ("holdout_agreement_pct", "agree %", "{:.1f}"), ("tflm_max_abs_diff", "TFLM diff", "{}"),
             ("seconds", "seconds", "{:.0f}"))
 
 
@@ -196,8 +205,9 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     md += ["| " + " | ".join(line) + " |" for line in table[1:]]
     md += ["", "MACs: conv, depthwise and fully-connected multiply-accumulates of the int8 .tflite "
            "(benchmarks.macs); int8 bytes: the .tflite file; arena: TFLite Micro; F1: macro F1 over "
-           "normal/af/other on the DS2 records (int8: ai-edge-litert with XNNPACK); TFLM diff: largest "
-           "int8 output difference of TFLite Micro from ai-edge-litert's builtin kernels (64 windows).", ""]
+           "normal/af/other on the DS2 records (int8: ai-edge-litert with XNNPACK); agree: float-vs-int8 "
+           "argmax agreement on the export's validation windows; TFLM diff: largest int8 output difference "
+           "of TFLite Micro from ai-edge-litert's builtin kernels (64 windows).", ""]
     md += [f"- {r['model']}: export failed: {r['export_error']}" for r in rows if "export_error" in r]
     md += ["", f"Data: {json.dumps(meta['data'])}", ""]
     return "\n".join(md)
@@ -235,8 +245,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"unknown model(s) {unknown}; accepted: {', '.join(MODELS)}")
     if args.epochs < 1 or args.train_windows < 0 or args.synthetic_windows < 0:
         raise UsageError("--epochs must be >= 1, --train-windows and --synthetic-windows >= 0")
-    if args.calibration_windows < 1 or args.holdout_windows < 1 or args.max_tflm_diff < 0 or args.max_metric_drop < 0:
-        raise UsageError("--calibration-windows and --holdout-windows must be >= 1, the --max-* gates >= 0")
+    if args.calibration_windows < 1 or args.holdout_windows < 1:
+        raise UsageError("--calibration-windows and --holdout-windows must be >= 1")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"data directory {args.data_dir} does not exist")
 
