@@ -49,7 +49,7 @@ def tensor_errors(float_model: bytes, int8_model: bytes, windows: np.ndarray) ->
 
     with quiet("ai-edge-litert"):
         kw = {"num_threads": 1, "experimental_preserve_all_tensors": True,
-              "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+              "experimental_op_resolver_type": OpResolverType.BUILTIN_REF}  # what TFLite Micro runs
         fi, qi = Interpreter(model_content=float_model, **kw), Interpreter(model_content=int8_model, **kw)
         fi.allocate_tensors()
         qi.allocate_tensors()

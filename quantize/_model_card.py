@@ -50,7 +50,7 @@ def render_model_card(manifest: Mapping[str, Any], *, metrics: Mapping[str, Any]
     if data.get("evalset"):
         lines.append(f"Calibration and held-out windows were read from the shipped set `{data['evalset']}`.")
     lines += ["", f"Attribution: {DATA_ATTRIBUTION.get(str(source), 'see the data source documentation.')}", "",
-              "## Metrics", "", "| figure | float | int8 (TFLite builtin kernels) |", "|---|---|---|"]
+              "## Metrics", "", "| figure | float | int8 (TFLite reference kernels) |", "|---|---|---|"]
     if task:
         lines.append(f"| {task['metric']} (held-out) | {task['float']:.2f} | {task['int8']:.2f} |")
     for k, a in enumerate(checks["agreement"]):

@@ -17,13 +17,16 @@ __all__ = ["run_litert", "run_tflm", "replay_in_python", "tflm_available", "tflm
 TFLITE_RUNTIME_PYTHON_ENV = "WEARABLE_TFLITE_RUNTIME_PYTHON"
 
 
-def run_litert(model: bytes, *inputs: np.ndarray, default_delegates: bool = False) -> list[np.ndarray]:
+def run_litert(model: bytes, *inputs: np.ndarray, default_delegates: bool = False,
+               reference_kernels: bool = False) -> list[np.ndarray]:
     """Outputs of ``model`` in ai-edge-litert for inputs shaped ``(n, *input_shape[1:])``;
-    builtin kernels unless ``default_delegates`` (XNNPACK)."""
+    optimized builtin kernels, the reference kernels (``reference_kernels``, what TFLite Micro
+    implements) or the default delegate (``default_delegates``, XNNPACK)."""
     from wearable.runtime import invoke, load_interpreter
 
     with quiet("ai-edge-litert"):
-        interp = load_interpreter(model, backend="ai_edge_litert", num_threads=1, default_delegates=default_delegates)
+        interp = load_interpreter(model, backend="ai_edge_litert", num_threads=1, default_delegates=default_delegates,
+                                  reference_kernels=reference_kernels)
         return invoke(interp, *inputs)
 
 

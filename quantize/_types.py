@@ -30,7 +30,10 @@ class Thresholds:
       outputs). 97 % leaves room for the near-ties of a model with a few classes; the trial
       DS-CNN reached 100 %, the attention model 99 %.
     * ``max_error_ratio``: largest |int8 − float| output error divided by the peak-to-peak
-      range of the float output over the held-out set. One int8 output step is range/255
+      range of the float output over the held-out set (for a per-sample output, with W
+      values per window, its 99.9th percentile: the maximum over every sample of every
+      window is a far tail, 0.13 on an ECG-CL QRS model whose per-sample F1 moved 0.02
+      point). One int8 output step is range/255
       (0.4 %), but input quantization alone moves logits by more: on a synthetic-rhythm
       dscnn_tiny (1000 samples) int8 input cost 0.26 of a logit range of 11.3, and the
       full-int8 model's max error was 0.41 (3.6 %; XNNPACK 4.1 %); the trial DS-CNN had 0.14
@@ -40,29 +43,26 @@ class Thresholds:
       calibration (int8 range ±5 for logits up to 11.9, coverage < 0.5). Held-out data may
       reach a little past the calibration min/max, hence 0.9 and not 1.
     * ``max_onnx_diff``: max |ONNX Runtime − PyTorch| of the fp32 ONNX reference.
-    * ``max_tflm_diff``: max int8 difference of TFLite Micro's outputs from the reference
-      (ai-edge-litert's builtin kernels). Identical for the DS-CNN; TFLite Micro's reference
-      kernels round some ops differently (TRANSPOSE_CONV; residual ADD chains): 4 steps on
-      the ECG-CL segmentation model, 2 on the dual-stream PPG model, with unchanged argmax.
-      4 allows that rounding and still fails a wrong kernel or a corrupted model; the
-      firmware self-test uses the difference measured for the model as its tolerance.
-    * ``max_metric_drop``: largest loss of the task's own metric from float to int8 on the
-      held-out labels, in its unit (macro F1 points for classification and segmentation,
-      the target's unit, e.g. bpm, for the MAE of a regression). Agreement alone can hide a
-      drop concentrated in a rare class; 0.5 point is the product's acceptance bar.
+    * ``max_tflm_diff``: max int8 difference of TFLite Micro's outputs (and of tflite-runtime
+      2.14's, replaying the golden windows) from the golden outputs, which come from
+      ai-edge-litert's *reference* kernels (``BUILTIN_REF``): those are what TFLite Micro
+      implements: they agreed bit for bit on the shipped DS-CNN, ECG-CL and InceptionFormer
+      models, and within one step on a 128-sample DS-CNN test model. The optimized builtin
+      kernels drifted by 6-8 steps on the residual and attention models, so they are gated
+      against float only.
+      The firmware self-test uses the difference measured for the model as its tolerance.
 
-    The agreement and error gates apply to the builtin kernels and to XNNPACK (the default
+    The agreement and error gates apply to the reference kernels and to XNNPACK (the default
     CPU delegate of ai-edge-litert and tflite-runtime), whose requantization rounds up to one
-    step differently per op; over a network this added up to 12 output steps, so XNNPACK is
-    judged against the float model, not step by step. tflite-runtime 2.14's builtin kernels
-    must reproduce the golden outputs exactly.
+    step differently per op; over a network this added up to 13 output steps, so XNNPACK is
+    judged against the float model, not step by step.
     """
 
     min_agreement_pct: float = 97.0
     max_error_ratio: float = 0.1
     min_output_coverage: float = 0.9
     max_onnx_diff: float = 1e-4
-    max_tflm_diff: int = 4
+    max_tflm_diff: int = 1
     max_metric_drop: float = 0.5
 
     def __post_init__(self) -> None:

@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-onnx-diff", type=float, default=t.max_onnx_diff, metavar="D",
                    help="maximum |ONNX Runtime - PyTorch| output difference")
     p.add_argument("--max-tflm-diff", type=int, default=t.max_tflm_diff, metavar="STEPS",
-                   help="maximum int8 difference of TFLite Micro's outputs from ai-edge-litert's builtin kernels")
+                   help="maximum int8 difference of TFLite Micro's (and tflite-runtime's) outputs from the reference kernels")
     p.add_argument("--max-metric-drop", action="append", default=[], metavar="[MODEL=]POINTS",
                    help=f"largest float-to-int8 loss of the task metric (macro F1 points, or MAE units); "
                         f"MODEL=POINTS sets one model's gate (repeatable; default {t.max_metric_drop:g})")

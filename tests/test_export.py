@@ -458,7 +458,7 @@ def test_task_metric_is_recomputed_from_the_int8_model(exported, model, data):
     manifest = exported[0]
     score = manifest.data["checks"]["task_metric"]
     interp = load_interpreter(manifest.directory / "model_int8.tflite", backend="ai_edge_litert",
-                              default_delegates=False)
+                              reference_kernels=True)
     (detail,) = interp.get_input_details()
     (y_q,) = invoke(interp, to_int8(data["x_val"], detail))
     y_int8 = dequantize(y_q, interp.get_output_details()[0])
@@ -484,7 +484,7 @@ def test_diagnosis_matches_an_independent_output_sqnr(exported, model, data):
     x = data["x_train"][:64]
     (y_f,) = invoke(load_interpreter(float_tflite, backend="ai_edge_litert", default_delegates=False), x)
     interp = load_interpreter(exported[0].directory / "model_int8.tflite", backend="ai_edge_litert",
-                              default_delegates=False)
+                              reference_kernels=True)
     (y_q,) = invoke(interp, to_int8(x, interp.get_input_details()[0]))
     err = dequantize(y_q, interp.get_output_details()[0]) - y_f
     expected = 10 * np.log10(np.sum(y_f.astype(np.float64) ** 2) / np.sum(err.astype(np.float64) ** 2))

@@ -82,13 +82,18 @@ def test_io_matches_manifest(art: Path):
 
 
 @pytest.mark.parametrize("art", _DIRS, ids=lambda p: p.name)
-def test_golden_replay_identical(art: Path):
+def test_golden_replay_matches_what_the_export_measured(art: Path):
+    """Bit-exact for the runtime that made the golden outputs (ai-edge-litert's builtin kernels);
+    tflite-runtime 2.14's kernels may round a few elements differently on deep graphs, by at most
+    the difference the export measured in this runtime and recorded in the manifest."""
     backend = _backend()
+    measured = json.loads((art / "manifest.json").read_text())["verified_runtimes"].get(backend) or {}
+    tolerance = 0 if backend == "ai_edge_litert" else int(measured.get("max_abs_diff", 0))
     inputs, expected = load_golden(art / "golden.npz")
-    interp = load_interpreter(art / "model_int8.tflite", backend=backend, default_delegates=False)
+    interp = load_interpreter(art / "model_int8.tflite", backend=backend, reference_kernels=True)
     assert interp.wearable_backend == backend
     got = invoke(interp, *inputs)
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         assert g.dtype == e.dtype == np.int8
-        np.testing.assert_array_equal(g, e)
+        assert int(np.max(np.abs(g.astype(np.int32) - e))) <= tolerance

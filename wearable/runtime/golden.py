@@ -36,14 +36,16 @@ def replay_golden(model: str | PathLike | bytes, golden: str | PathLike, *, back
                   default_delegates: bool = False) -> dict:
     """Run the golden inputs through ``model`` and compare with the golden outputs.
 
-    Golden outputs come from the builtin int8 kernels, so by default the runtime's default
-    delegate (XNNPACK) is kept off and the outputs must be identical; with
-    ``default_delegates=True`` an XNNPACK rounding difference of one step is possible.
+    Golden outputs come from the reference int8 kernels (what TFLite Micro runs), so by
+    default the replay uses them too and the outputs must be identical; with
+    ``default_delegates=True`` the runtime's usual kernels and delegate (XNNPACK) run, and a
+    few steps of rounding difference are possible.
     Returns ``{"backend", "version", "default_delegates", "windows", "identical",
     "max_abs_diff"}``; ``max_abs_diff`` is in integer steps over all outputs.
     """
     inputs, expected = load_golden(golden)
-    interp = load_interpreter(model, backend=backend, default_delegates=default_delegates)
+    interp = load_interpreter(model, backend=backend, default_delegates=default_delegates,
+                              reference_kernels=not default_delegates)
     got = invoke(interp, *inputs)
     if len(got) != len(expected):
         raise ValueError(f"model has {len(got)} outputs, golden file {len(expected)}")

@@ -88,7 +88,7 @@ def backend_version(backend: str) -> str | None:
 
 
 def load_interpreter(model: str | PathLike | bytes, *, backend: str | None = None, num_threads: int = 1,
-                     default_delegates: bool = True) -> Any:
+                     default_delegates: bool = True, reference_kernels: bool = False) -> Any:
     """A TFLite interpreter for ``model`` (a path or the flatbuffer bytes), tensors allocated.
 
     ``backend`` is one of ``BACKENDS``; None picks the first installed one in that order. The
@@ -96,9 +96,11 @@ def load_interpreter(model: str | PathLike | bytes, *, backend: str | None = Non
     name of the backend that made it is in its ``wearable_backend`` attribute.
 
     ``default_delegates=False`` keeps the runtime from applying its default delegate
-    (XNNPACK on CPU): the builtin int8 kernels then give bit-identical outputs in
-    ai-edge-litert, tflite-runtime 2.14 and TFLite Micro, while XNNPACK may round some
-    outputs one step differently. Golden vectors are made and replayed that way.
+    (XNNPACK on CPU), which may round some outputs a step differently. ``reference_kernels``
+    goes further and selects the reference int8 kernels (``BUILTIN_REF``, no delegate): those
+    are what TFLite Micro implements, and they agree bit for bit across ai-edge-litert,
+    tflite-runtime 2.14 and TFLite Micro, while the optimized builtin kernels drift by a few
+    steps on deep residual graphs. Golden vectors are made and replayed that way.
     """
     if backend is None:
         found = available_backends()
@@ -116,9 +118,10 @@ def load_interpreter(model: str | PathLike | bytes, *, backend: str | None = Non
         raise RuntimeUnavailableError(
             f"backend {backend!r} is not installed (pip install {BACKENDS[backend][1]})") from None
     kwargs: dict[str, Any] = {"num_threads": num_threads}
-    if not default_delegates:
+    if reference_kernels or not default_delegates:
         resolver = importlib.import_module(cls.__module__).OpResolverType
-        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        kwargs["experimental_op_resolver_type"] = (resolver.BUILTIN_REF if reference_kernels
+                                                   else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     if isinstance(model, (bytes, bytearray, memoryview)):
         interp = cls(model_content=bytes(model), **kwargs)
     else:
