@@ -49,10 +49,10 @@ def save_evalset(path: str | Path, calibration: Any, holdout: Any, meta: dict[st
     """Write window sets (``x``, ``y``, ``labels``, ``records``) deterministically (no zip timestamps)."""
     import zipfile
 
-    arrays = {"calibration_x": calibration.x.astype(np.float16), "calibration_y": calibration.y,
-              "holdout_x": holdout.x.astype(np.float16), "holdout_y": holdout.y,
+    arrays = {"calibration_x": calibration.x.astype(np.float16), "calibration_y": _compact(calibration.y),
+              "holdout_x": holdout.x.astype(np.float16), "holdout_y": _compact(holdout.y),
               "labels": np.array([str(s) for s in holdout.labels]),
-              **{f"{name}_mask": ws.mask for name, ws in (("calibration", calibration), ("holdout", holdout))
+              **{f"{name}_mask": _compact(ws.mask) for name, ws in (("calibration", calibration), ("holdout", holdout))
                  if getattr(ws, "mask", None) is not None},
               "meta": np.array(json.dumps({**meta, "calibration_records": list(calibration.records)[:200],
                                            "holdout_records": list(holdout.records)[:200]}, sort_keys=True))}
@@ -77,17 +77,30 @@ def load_evalset(path: str | Path) -> EvalSet:
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
         meta = json.loads(str(data["meta"]))
-        out = EvalSet(calibration_x=data["calibration_x"].astype(np.float32), calibration_y=data["calibration_y"],
-                      holdout_x=data["holdout_x"].astype(np.float32), holdout_y=data["holdout_y"],
+        out = EvalSet(calibration_x=data["calibration_x"].astype(np.float32),
+                      calibration_y=_widen(data["calibration_y"]), holdout_x=data["holdout_x"].astype(np.float32),
+                      holdout_y=_widen(data["holdout_y"]),
                       labels=tuple(str(s) for s in data["labels"]), meta=meta,
-                      sha256=hashlib.sha256(raw).hexdigest(), calibration_mask=data.get("calibration_mask"),
-                      holdout_mask=data.get("holdout_mask"))
+                      sha256=hashlib.sha256(raw).hexdigest(), calibration_mask=_widen(data.get("calibration_mask")),
+                      holdout_mask=_widen(data.get("holdout_mask")))
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable evaluation set ({exc})") from None
     for what, x in (("calibration", out.calibration_x), ("holdout", out.holdout_x)):
         if x.ndim != 3 or len(x) == 0:
             raise ValueError(f"{path}: {what} windows must be (n>=1, C, W), got {x.shape}")
     return out
+
+
+def _compact(y: np.ndarray) -> np.ndarray:
+    """Class ids as int8 (per-sample masks would be 8x larger as int64); other labels unchanged."""
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.integer) and (y.size == 0 or (y.min() >= -128 and y.max() <= 127)):
+        return y.astype(np.int8)
+    return y
+
+
+def _widen(y: np.ndarray | None) -> np.ndarray | None:
+    return y.astype(np.int64) if y is not None and y.dtype == np.int8 else y
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                         f"MODEL=POINTS sets one model's gate (repeatable; default {t.max_metric_drop:g})")
     p.add_argument("--qat", action="store_true",
                    help="when post-training int8 fails the gates, fine-tune with fake quantization "
-                        "(quantization-aware training) and export the result instead")
+                        "(quantization-aware training) and export the result instead (always on for a "
+                        "shipped checkpoint whose <model>.export.json says {\"qat\": true})")
     p.add_argument("--qat-epochs", type=int, default=3, metavar="N", help="QAT fine-tuning epochs")
     p.add_argument("--qat-windows", type=int, default=4000, metavar="N", help="training windows for QAT")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="litert", help="conversion backend")
@@ -98,6 +99,7 @@ class _Job:
     data_spec: dict
     out: Path
     evalset: Any = None  # a shipped quantize.evalset.EvalSet, used when no --data-dir is given
+    qat: bool = False  # --qat, or the checkpoint's <model>.export.json says its release needs QAT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,8 +258,27 @@ def _jobs(args: argparse.Namespace) -> list[_Job]:
         out = root / name
         if out.exists() and not args.force:
             raise UsageError(f"{out} exists; use --force to replace it")
-        jobs.append(_Job(path=path, checkpoint=ckpt, data_spec=spec, out=out, evalset=evalset))
+        jobs.append(_Job(path=path, checkpoint=ckpt, data_spec=spec, out=out, evalset=evalset,
+                         qat=args.qat or bool(_export_settings(path).get("qat"))))
     return jobs
+
+
+def _export_settings(checkpoint: Path) -> dict:
+    """``<model>.export.json`` next to a checkpoint: how its release is exported (e.g. ``{"qat": true}``)."""
+    import json
+
+    from wearable.cli_util import UsageError
+
+    path = checkpoint.with_name(checkpoint.stem + ".export.json")
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: unreadable export settings ({exc})") from None
+    if not isinstance(settings, dict) or set(settings) - {"qat", "reason"}:
+        raise UsageError(f"{path}: export settings must be an object with keys qat, reason")
+    return settings
 
 
 def _check_data_dir(path: Path, *, given: bool) -> None:
@@ -313,7 +334,7 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
     try:
         manifest = export_model(job.checkpoint, job.out, **common)
     except CheckFailed as exc:
-        if not args.qat:
+        if not job.qat:
             raise
         print(f"{job.checkpoint.model_name}: post-training int8 failed ({exc}); quantization-aware fine-tuning",
               file=sys.stderr, flush=True)

@@ -218,3 +218,15 @@ def test_cli_refuses_a_shipped_checkpoint_of_another_model(tiny, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "holds a 'dscnn_tiny' checkpoint, not 'ecgcl_tiny'" in err
     assert not (tmp_path / "a").exists()
+
+
+def test_cli_reads_export_settings_next_to_the_checkpoint(tiny, tmp_path, capsys):
+    ckpt = _checkpoint_with_evalset(tmp_path, tiny)
+    settings = ckpt.with_name("dscnn_tiny.export.json")
+    settings.write_text('{"qat": true, "unknown": 1}')
+    code = export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "a")])
+    assert code == 2 and "export settings must be an object with keys qat, reason" in capsys.readouterr().err
+    from quantize.export import _export_settings
+
+    settings.write_text('{"qat": true, "reason": "PTQ lost 1 point"}')
+    assert _export_settings(ckpt) == {"qat": True, "reason": "PTQ lost 1 point"}
