@@ -23,7 +23,8 @@ clock. Events are plain dicts (JSON-ready), by ``type``:
 ``artifact``  ``kind``, ``start``, ``end``: input problems (``gap`` from ``gap(n)``,
               ``nonfinite`` NaN/inf samples, ``saturation`` at the configured ``rails``) and,
               for a segmentation model with a ``clean`` label, runs of the other labels.
-``beat``      ``t``, ``label`` (segmentation model with a ``qrs`` label: centre of each run).
+``beat``      ``t``, ``label`` (segmentation model with a ``qrs`` label: centre of each run,
+              except one within ``BEAT_REFRACTORY_S`` of the last beat).
 ``hr``        ``t``, ``bpm``: 60 / median RR of the beats in the last ``hr_interval_s``.
 
 Bad input: NaN/inf samples are replaced by the last finite value of their channel (0 before
@@ -59,9 +60,10 @@ from .interpreter import dequantize, load_interpreter, quant_params, quantize_wi
 from .preprocess import Preprocessor
 from .ringbuffer import RingBuffer
 
-__all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS"]
+__all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS", "BEAT_REFRACTORY_S"]
 
 INCONCLUSIVE = "inconclusive"
+BEAT_REFRACTORY_S = 0.2  # no second beat within this of the last one (physiological refractory period)
 ARTIFACT_INPUT_KINDS = ("gap", "nonfinite", "saturation")
 _PHASE_INPUT, _PHASE_MODEL = 0, 1
 
@@ -384,6 +386,10 @@ class StreamRuntime:
         fs = self.model_rate
         if name == "qrs":
             t = (start + end - 1) / 2 / fs
+            # No beat follows another within the refractory period: a second run there is noise
+            # or a split QRS, not a beat.
+            if self._beats and t - self._beats[-1] < BEAT_REFRACTORY_S:
+                return
             self._emit({"type": "beat", "t": _r(t), "label": name}, key, _PHASE_MODEL)
             self._beats.append(t)
             while self._beats and self._beats[0] < t - self.hr_interval_s:
