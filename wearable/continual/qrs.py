@@ -39,18 +39,11 @@ def qrs_peaks(mask: np.ndarray, *, sampling_rate: float, min_width_s: float = 0.
 
 def detections_score(reference: np.ndarray, detected: np.ndarray, *, sampling_rate: float,
                      tolerance_s: float = 0.15) -> dict[str, int]:
-    """Greedy one-to-one matching in time order: ``{"tp", "fn", "fp"}``."""
-    tol = tolerance_s * sampling_rate
-    detected = np.sort(np.asarray(detected))
-    used = np.zeros(detected.size, dtype=bool)
-    tp = 0
-    for r in np.sort(np.asarray(reference)):
-        lo, hi = np.searchsorted(detected, [r - tol, r + tol + 1e-9])
-        free = [k for k in range(lo, hi) if not used[k]]
-        if free:
-            used[min(free, key=lambda k: abs(detected[k] - r))] = True
-            tp += 1
-    return {"tp": tp, "fn": int(len(reference) - tp), "fp": int(detected.size - tp)}
+    """Greedy one-to-one matching in time order (sample indices): ``{"tp", "fn", "fp"}``."""
+    from wearable.metrics import detections_match
+
+    return detections_match(np.asarray(reference, dtype=np.float64), np.asarray(detected, dtype=np.float64),
+                            tolerance=tolerance_s * sampling_rate)
 
 
 def qrs_evaluate(predict: Callable[[np.ndarray], np.ndarray], *, data_dir: str | Path | None,
