@@ -26,6 +26,8 @@ __all__ = ["main"]
 log = logging.getLogger("quantize")
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "wearable" / "checkpoints"
+DEFAULT_CALIBRATION_WINDOWS = 500
+_SETTINGS_KEYS = {"qat", "calibration_windows", "reason"}
 _NOISY_LOGGERS = ("absl", "jax", "jax._src", "torch", "torch.onnx", "onnxscript", "onnx_ir", "litert_torch",
                   "ai_edge_quantizer", "tensorflow")
 
@@ -48,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("artifacts"), metavar="DIR",
                    help="output root; one directory per model")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="data directory (overrides the checkpoint's data_dir)")
-    p.add_argument("--calibration-windows", type=int, default=500, metavar="N",
-                   help="training windows used to calibrate the int8 ranges")
+    p.add_argument("--calibration-windows", type=int, default=None, metavar="N",
+                   help="training windows used to calibrate the int8 ranges (default: 500, or the "
+                        "checkpoint's <model>.export.json)")
     p.add_argument("--holdout-windows", type=int, default=1000, metavar="N",
                    help="held-out windows for the float-vs-int8 agreement gate")
     p.add_argument("--holdout-split", choices=("val", "test"), default="val")
@@ -100,6 +103,7 @@ class _Job:
     out: Path
     evalset: Any = None  # a shipped quantize.evalset.EvalSet, used when no --data-dir is given
     qat: bool = False  # --qat, or the checkpoint's <model>.export.json says its release needs QAT
+    calibration_windows: int = DEFAULT_CALIBRATION_WINDOWS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +168,7 @@ def _run_job(i: int, n: int, job: _Job, args: argparse.Namespace, thresholds: An
 
     try:
         progress("load data")
-        calibration = _load_windows(job, "train", args.calibration_windows)
+        calibration = _load_windows(job, "train", job.calibration_windows)
         holdout = _load_windows(job, args.holdout_split, args.holdout_windows)
         manifest = _export(job, args, thresholds, calibration, holdout, progress)
     except (CheckFailed, ExportError) as exc:
@@ -184,7 +188,8 @@ def _thresholds(args: argparse.Namespace) -> dict[str | None, Any]:
 
     from quantize import Thresholds
 
-    if min(args.calibration_windows, args.holdout_windows, args.qat_epochs, args.qat_windows, args.jobs) < 1:
+    calibration = 1 if args.calibration_windows is None else args.calibration_windows
+    if min(calibration, args.holdout_windows, args.qat_epochs, args.qat_windows, args.jobs) < 1:
         raise UsageError("--calibration-windows, --holdout-windows, --qat-epochs, --qat-windows and --jobs "
                          "must be >= 1")
     drops: dict[str | None, float] = {None: Thresholds().max_metric_drop}
@@ -258,8 +263,11 @@ def _jobs(args: argparse.Namespace) -> list[_Job]:
         out = root / name
         if out.exists() and not args.force:
             raise UsageError(f"{out} exists; use --force to replace it")
+        settings = _export_settings(path)
         jobs.append(_Job(path=path, checkpoint=ckpt, data_spec=spec, out=out, evalset=evalset,
-                         qat=args.qat or bool(_export_settings(path).get("qat"))))
+                         qat=args.qat or bool(settings.get("qat")),
+                         calibration_windows=int(args.calibration_windows or settings.get("calibration_windows")
+                                                 or DEFAULT_CALIBRATION_WINDOWS)))
     return jobs
 
 
@@ -276,8 +284,11 @@ def _export_settings(checkpoint: Path) -> dict:
         settings = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: unreadable export settings ({exc})") from None
-    if not isinstance(settings, dict) or set(settings) - {"qat", "reason"}:
-        raise UsageError(f"{path}: export settings must be an object with keys qat, reason")
+    if not isinstance(settings, dict) or set(settings) - _SETTINGS_KEYS:
+        raise UsageError(f"{path}: export settings must be an object with keys {', '.join(sorted(_SETTINGS_KEYS))}")
+    n = settings.get("calibration_windows", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UsageError(f"{path}: calibration_windows must be an integer >= 1")
     return settings
 
 
@@ -320,7 +331,7 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
     spec = job.data_spec
     data_info = {"source": spec["source"], "task": spec["task"], "seed": spec.get("seed", 0),
                  "calibration_split": "train", "holdout_split": args.holdout_split,
-                 "calibration_limit": args.calibration_windows, "holdout_limit": args.holdout_windows,
+                 "calibration_limit": job.calibration_windows, "holdout_limit": args.holdout_windows,
                  "preprocessing": _preprocessing(spec)}
     if job.evalset is not None:
         data_info.update(holdout_split=job.evalset.meta.get("holdout_split"), evalset=job.path.stem + ".evalset.npz",

@@ -225,8 +225,11 @@ def test_cli_reads_export_settings_next_to_the_checkpoint(tiny, tmp_path, capsys
     settings = ckpt.with_name("dscnn_tiny.export.json")
     settings.write_text('{"qat": true, "unknown": 1}')
     code = export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "a")])
-    assert code == 2 and "export settings must be an object with keys qat, reason" in capsys.readouterr().err
+    assert code == 2 and "export settings must be an object with keys calibration_windows, qat, reason" in capsys.readouterr().err
     from quantize.export import _export_settings
 
-    settings.write_text('{"qat": true, "reason": "PTQ lost 1 point"}')
-    assert _export_settings(ckpt) == {"qat": True, "reason": "PTQ lost 1 point"}
+    settings.write_text('{"calibration_windows": 0}')
+    assert export_main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "a")]) == 2
+    assert "calibration_windows must be an integer >= 1" in capsys.readouterr().err
+    settings.write_text('{"qat": true, "calibration_windows": 64, "reason": "PTQ lost 1 point"}')
+    assert _export_settings(ckpt) == {"qat": True, "calibration_windows": 64, "reason": "PTQ lost 1 point"}
