@@ -18,6 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from wearable.runtime import quantize as quantize_int8
+
 from ._quiet import quiet
 
 __all__ = ["TensorError", "tensor_errors", "worst", "format_table"]
@@ -66,14 +68,11 @@ def tensor_errors(float_model: bytes, int8_model: bytes, windows: np.ndarray) ->
     signal = dict.fromkeys(tracked, 0.0)
     noise = dict.fromkeys(tracked, 0.0)
     f_in, q_in = fi.get_input_details()[0], qi.get_input_details()[0]
-    q_scale, q_zero = q_in["quantization"]
-    info = np.iinfo(np.dtype(q_in["dtype"]))
     with quiet("ai-edge-litert"):
         for x in np.asarray(windows, dtype=np.float32):
             fi.set_tensor(f_in["index"], x[None])
             fi.invoke()
-            xq = np.clip(np.round(x[None] / q_scale) + q_zero, info.min, info.max).astype(q_in["dtype"])
-            qi.set_tensor(q_in["index"], xq)
+            qi.set_tensor(q_in["index"], quantize_int8(x[None], q_in))  # TFLite's rounding, as the runtime
             qi.invoke()
             for idx in tracked:
                 name = f_details[idx]["name"]

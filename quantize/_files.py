@@ -61,12 +61,15 @@ def staging(out_dir: Path, overwrite: bool) -> Iterator[Path]:
                     parent.rmdir()
 
 
-def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """``np.savez`` with fixed zip timestamps, so that the bytes depend only on the arrays."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:
+    """``np.savez`` (``compress``: ``np.savez_compressed``) with fixed zip timestamps, so that
+    the bytes depend only on the arrays."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", compression=method) as zf:
         for name in sorted(arrays):
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
+            info.compress_type = method
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
             zf.writestr(info, buf.getvalue())

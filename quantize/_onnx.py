@@ -33,13 +33,7 @@ def export_onnx(model: nn.Module, example: np.ndarray, *, n_outputs: int = 1) ->
 
 def onnx_max_abs_diff(onnx_model: bytes, x: np.ndarray, reference: list[np.ndarray]) -> float:
     """Largest absolute difference between onnxruntime's outputs for ``x`` and ``reference``."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
-    outputs = session.run(None, {"input": np.ascontiguousarray(x, dtype=np.float32)})
+    outputs = onnx_outputs(onnx_model, x)
     if len(outputs) != len(reference):
         raise ValueError(f"ONNX model has {len(outputs)} outputs, PyTorch {len(reference)}")
     return max(float(np.max(np.abs(o.astype(np.float64) - r))) for o, r in zip(outputs, reference))

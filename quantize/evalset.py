@@ -47,7 +47,7 @@ def evalset_path(checkpoint: str | Path) -> Path:
 
 def save_evalset(path: str | Path, calibration: Any, holdout: Any, meta: dict[str, Any]) -> Path:
     """Write window sets (``x``, ``y``, ``labels``, ``records``) deterministically (no zip timestamps)."""
-    import zipfile
+    from ._files import write_npz
 
     arrays = {"calibration_x": calibration.x.astype(np.float16), "calibration_y": _compact(calibration.y),
               "holdout_x": holdout.x.astype(np.float16), "holdout_y": _compact(holdout.y),
@@ -58,13 +58,7 @@ def save_evalset(path: str | Path, calibration: Any, holdout: Any, meta: dict[st
                                            "holdout_records": list(holdout.records)[:200]}, sort_keys=True))}
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, arr in arrays.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, arr if arr.flags.c_contiguous else arr.copy(order="C"), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, buf.getvalue())
+    write_npz(tmp, arrays, compress=True)
     tmp.replace(path)
     return path
 
@@ -76,7 +70,7 @@ def load_evalset(path: str | Path) -> EvalSet:
         raw = path.read_bytes()
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-        meta = json.loads(str(data["meta"]))
+        meta = json.loads(str(data["meta"].reshape(-1)[0]))  # 0-d or 1-element, by writer version
         out = EvalSet(calibration_x=data["calibration_x"].astype(np.float32),
                       calibration_y=_widen(data["calibration_y"]), holdout_x=data["holdout_x"].astype(np.float32),
                       holdout_y=_widen(data["holdout_y"]),
