@@ -153,13 +153,24 @@ class SegmentationDecoder(nn.Module):
 
 
 class ClassificationDecoder(nn.Module):
-    """Window logits from the lowest branch: 1x1 conv, mean over time, linear."""
+    """Window logits from the lowest branch: 1x1 conv, then mean over time (``pool="mean"``) or
+    flatten (``pool="flatten"``, needs ``length``: the branch's time steps), then linear.
 
-    def __init__(self, channels: int, num_classes: int, hidden: int, dropout: float) -> None:
+    The mean is blind to where in the window a feature occurs; flattening keeps the position,
+    which a beat classifier needs to tell the centre beat from its neighbours.
+    """
+
+    def __init__(self, channels: int, num_classes: int, hidden: int, dropout: float, pool: str = "mean",
+                 length: int | None = None) -> None:
         super().__init__()
+        if pool not in ("mean", "flatten") or (pool == "flatten" and not length):
+            raise ValueError(f"pool must be 'mean' or 'flatten' (with a length), got {pool!r}")
+        self.pool = pool
         self.body = conv_bn(channels, hidden, 1)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden, num_classes)
+        self.out = nn.Linear(hidden * (length if pool == "flatten" else 1), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.dropout(self.body(x).mean(dim=-1)))
+        h = self.body(x)
+        h = h.mean(dim=-1) if self.pool == "mean" else h.flatten(1)
+        return self.out(self.dropout(h))

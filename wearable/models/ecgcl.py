@@ -35,6 +35,7 @@ class ECGCLConfig:
     kernel_size: int = 5
     blocks: int = 1  # residual blocks per branch and stage
     hidden: int = 32  # classification decoder width
+    pool: str = "mean"  # classification decoder: "mean" over time or "flatten" (keeps the position)
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
@@ -42,6 +43,8 @@ class ECGCLConfig:
             raise ValueError(f"sampling_rate_hz must be > 0, got {self.sampling_rate_hz}")
         if self.window_samples <= 0 or self.num_classes < 2:
             raise ValueError("window_samples must be > 0 and num_classes >= 2")
+        if self.pool not in ("mean", "flatten"):
+            raise ValueError(f"pool must be 'mean' or 'flatten', got {self.pool!r}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))  # JSON gives lists
@@ -56,7 +59,8 @@ def decoder_build(config: ECGCLConfig, head: str, num_classes: int) -> nn.Module
     """A fresh decoder of kind ``head`` for ``config``'s backbone."""
     if head == "segmentation":
         return SegmentationDecoder(config.channels[0], num_classes, config.kernel_size)
-    return ClassificationDecoder(config.channels[-1], num_classes, config.hidden, config.dropout)
+    length = config.window_samples // 2 ** len(config.channels)  # time steps of the lowest branch
+    return ClassificationDecoder(config.channels[-1], num_classes, config.hidden, config.dropout, config.pool, length)
 
 
 class ECGCL(nn.Module):
