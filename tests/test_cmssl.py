@@ -180,3 +180,7 @@ def test_run_cli_bad_input_exits_2(capsys, tmp_path):
     assert capsys.readouterr().err.startswith("error: ")
     assert main(["--data-dir", str(tmp_path), "--methods", "scratch,magic"]) == 2
     assert "magic" in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path), "--encoders", "plain,wide"]) == 2
+    assert "wide" in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path), "--mask-ratio", "1.5"]) == 2
+    assert capsys.readouterr().err.startswith("error: --mask-ratio")

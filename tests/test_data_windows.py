@@ -37,7 +37,8 @@ def _synthetic(task, split="train", **kw):
 def test_list_tasks_and_labels():
     tasks = list_tasks()
     assert tasks["synthetic"] == ("rhythm", "waves", "artifact")
-    assert set(tasks["mitdb"]) == {"beat", "beat_rr", "rhythm", "qrs"} and set(tasks["bidmc"]) == {"paired", "hr"}
+    assert set(tasks["mitdb"]) == {"beat", "beat_rr", "rhythm", "qrs"}
+    assert set(tasks["bidmc"]) == {"paired", "hr", "hr_ppg"}
     assert task_labels("synthetic", "rhythm") == ("normal", "af", "ectopic", "brady", "tachy")
     assert task_labels("synthetic", "waves") == ("background", "p", "qrs", "t")
     assert task_labels("synthetic", "artifact")[0] == "clean"

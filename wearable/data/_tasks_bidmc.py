@@ -8,6 +8,8 @@ paired: no label; y is all zeros with labels ("unlabelled",), for self-supervise
 benchmarks on real synchronised signals.
 hr: y is float32, the mean monitor HR (bpm, 1 Hz numerics) over the window's seconds;
 windows whose HR has gaps (NaN) are dropped.
+hr_ppg: the same windows and targets as hr with the PPG channel only (x is (N, 1, W)): what a
+PPG-only model is trained and exported on.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ __all__ = ["BIDMC_TASKS", "bidmc_windows"]
 BIDMC_TASKS = {
     "paired": TaskSpec(("unlabelled",), "unlabelled", ("ecg", "ppg")),
     "hr": TaskSpec(("hr_bpm",), "regression", ("ecg", "ppg")),
+    "hr_ppg": TaskSpec(("hr_bpm",), "regression", ("ppg",)),
 }
+_PPG_ONLY = {"hr_ppg"}
 
 
 def bidmc_windows(req: Request) -> WindowSet:
@@ -39,12 +43,13 @@ def bidmc_windows(req: Request) -> WindowSet:
                                   sampling_rate=fs))
         n = min(ecg.size, ppg.size)
         starts = window_starts(n, window_samples=w, hop_samples=req.hop_samples or w)
-        if req.task == "hr":
+        if req.task in ("hr", "hr_ppg"):
             hr = np.array([_mean_over(rec.hr, rec.numerics_rate, s / fs, (s + w) / fs) for s in starts])
             starts, y = starts[np.isfinite(hr)], hr[np.isfinite(hr)].astype(np.float32)
         else:
             y = np.zeros(starts.size, dtype=np.int64)
-        xs.append(windows_take(np.stack([ecg[:n], ppg[:n]]), starts, w))
+        channels = [ppg[:n]] if req.task in _PPG_ONLY else [ecg[:n], ppg[:n]]
+        xs.append(windows_take(np.stack(channels), starts, w))
         ys.append(y)
     return windows_collect(req, xs, ys, labels=BIDMC_TASKS[req.task].labels, records=records)
 

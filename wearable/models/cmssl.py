@@ -5,7 +5,10 @@ the code index that the frozen cross-modal tokenizer (``VQTokenizer``, ECG + PPG
 it; downstream, the code head is dropped and ``head`` (global mean pool -> Linear) is trained.
 The encoder is depthwise-separable Conv1d + BatchNorm + ReLU whose total stride equals the
 tokenizer's patch length, so its feature map has one column per patch: every op maps to a
-TFLite Micro int8 kernel (no GELU, no upsampling; see shared/notes/conversion.md).
+TFLite Micro int8 kernel (no GELU, no upsampling; see shared/notes/conversion.md). Each block
+can add squeeze-and-excitation channel attention (``se``: mean -> FC -> ReLU -> FC -> sigmoid
+-> scale) and a residual shortcut (``residual``: strided 1x1 projection + BatchNorm, added
+before the block's last ReLU), for the ablation of both.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class CMSSLStudentConfig:
     blocks: tuple[tuple[int, int], ...] = ((24, 2), (32, 2), (48, 2), (64, 2))
     kernel_size: int = 9
     dropout: float = 0.1
+    residual: bool = False  # projection shortcut around each depthwise-separable block
+    se: bool = False  # squeeze-and-excitation after each block's pointwise convolution
+    se_reduction: int = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(tuple(b) for b in self.blocks))  # JSON gives lists
@@ -63,6 +69,40 @@ def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: i
     )
 
 
+class _SqueezeExcite(nn.Module):
+    """Channel attention: scale each channel by a gate computed from the time-averaged features."""
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        hidden = max(4, channels // reduction)
+        self.gate = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x.mean(dim=-1)).unsqueeze(-1)
+
+
+class _SeparableBlock(nn.Module):
+    """Depthwise (strided) -> pointwise, optional SE and residual shortcut, ReLU last."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, *, residual: bool, se: bool,
+                 se_reduction: int) -> None:
+        super().__init__()
+        self.depthwise = _conv_bn_relu(c_in, c_in, kernel, stride, groups=c_in)
+        self.pointwise = nn.Sequential(nn.Conv1d(c_in, c_out, 1, bias=False), nn.BatchNorm1d(c_out))
+        self.se = _SqueezeExcite(c_out, se_reduction) if se else None
+        self.shortcut = (nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm1d(c_out))
+                         if residual else None)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pointwise(self.depthwise(x))
+        if self.se is not None:
+            y = self.se(y)
+        if self.shortcut is not None:
+            y = y + self.shortcut(x)
+        return self.relu(y)
+
+
 class CMSSLStudent(nn.Module):
     """``encoder`` (B, C, W) -> (B, F, W / patch); ``forward`` pools it and applies ``head``."""
 
@@ -72,8 +112,8 @@ class CMSSLStudent(nn.Module):
         c = config.stem_channels
         layers = [_conv_bn_relu(config.in_channels, c, config.stem_kernel, config.stem_stride)]
         for c_out, stride in config.blocks:
-            layers.append(_conv_bn_relu(c, c, config.kernel_size, stride, groups=c))  # depthwise
-            layers.append(_conv_bn_relu(c, c_out, 1))  # pointwise
+            layers.append(_SeparableBlock(c, c_out, config.kernel_size, stride, residual=config.residual,
+                                          se=config.se, se_reduction=config.se_reduction))
             c = c_out
         self.encoder = nn.Sequential(*layers)
         self.dropout = nn.Dropout(config.dropout)
