@@ -44,6 +44,7 @@ DIAGNOSIS_NAME = "diagnosis.json"
 MODEL_CARD_NAME = "MODEL_CARD.md"
 _DIAGNOSIS_WINDOWS = 64  # per-tensor SQNR converges quickly; all tensors of two interpreters per window
 _FOLD_TOL = 1e-5  # relative to max(1, |float output|)
+_NNCF_WINDOWS = 500  # NNCF also averages (bias correction): the first 500 windows plus the extreme ones
 _TFLM_WINDOWS = 64  # TFLM reference kernels take ms per window: compare on the first 64 only
 
 
@@ -146,7 +147,8 @@ def export_model(
             onnx_diff = onnx_max_abs_diff(onnx_bytes, holdout[:256], [y[:256] for y in float_out])
         with clock(f"convert ({conv.name})"):
             float_tflite = conv.to_float(folded, calibration)
-            named_tflite = conv.float_to_int8(float_tflite, calibration)  # names pair tensors for the diagnosis
+            extremes = conv.extreme_windows(float_tflite, calibration)  # same min/max as every window
+            named_tflite = conv.float_to_int8(float_tflite, calibration[extremes])  # names pair tensors for the diagnosis
             tflite = strip_tensor_names(named_tflite)
         with clock("full-int8 check"):
             try:
@@ -193,7 +195,8 @@ def export_model(
                               "cannot prove the model runs in TFLite Micro")
 
         with clock("nncf int8 onnx"):
-            onnx_int8 = quantize_onnx_nncf(onnx_bytes, calibration)
+            nncf_windows = np.union1d(np.arange(min(_NNCF_WINDOWS, len(calibration))), extremes)
+            onnx_int8 = quantize_onnx_nncf(onnx_bytes, calibration[nncf_windows])
             try:
                 y_ort = onnx_outputs(onnx_int8, holdout)
             except Exception as exc:  # onnxruntime's own error types; the message names the node
@@ -290,7 +293,9 @@ def export_model(
             "verified_runtimes": verified,
             "golden": {"windows": n_golden, "source": "first holdout windows"},
             "calibration": {"windows": len(calibration), "method": conv.settings.get("calibration"),
-                            "sha256": _files.array_sha256(calibration)},
+                            "sha256": _files.array_sha256(calibration),
+                            # min/max over these equals min/max over all windows (see extreme_windows)
+                            "extreme_windows": len(extremes), "nncf_windows": len(nncf_windows)},
             "holdout": {"windows": len(holdout), "sha256": _files.array_sha256(holdout)},
             "data": _plain(dict(data_info)) if data_info else None,
             "qat": _plain(dict(qat)) if qat else None,

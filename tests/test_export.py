@@ -219,8 +219,10 @@ def test_export_writes_checked_artifacts(exported):
     # Trap 3: the int8 output range covers the float logits (min/max calibration, not averaged).
     assert agreement["output_range_coverage"] >= 0.9
     assert agreement["int8_range"][0] <= agreement["float_range"][0] + 0.1 * np.ptp(agreement["float_range"])
-    assert data["calibration"] == {"windows": 128, "method": "min_max",
-                                   "sha256": data["calibration"]["sha256"]}
+    calib = data["calibration"]
+    assert calib == {"windows": 128, "method": "min_max", "sha256": calib["sha256"],
+                     "extreme_windows": calib["extreme_windows"], "nncf_windows": 128}
+    assert 2 <= calib["extreme_windows"] <= 128
     assert stages[:3] == ["fold batchnorm", "onnx", "convert (litert)"] and "nncf int8 onnx" in stages
 
 

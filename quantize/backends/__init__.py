@@ -28,6 +28,8 @@ class Backend:
     flatbuffer (int8 input and output) for batch size 1. ``to_float(model, example)``
     returns the unquantized flatbuffer, and ``float_to_int8(float_flatbuffer, calibration)``
     quantizes it keeping the tensor names, so the per-tensor diagnosis can pair the two.
+    ``extreme_windows(float_flatbuffer, calibration)`` gives the indices of the windows whose
+    calibration result equals that of all of them (every window, if the route cannot tell).
     """
 
     name: str
@@ -36,11 +38,12 @@ class Backend:
     float_to_int8: Callable[[bytes, np.ndarray], bytes]
     versions: Callable[[], dict[str, str]]
     settings: dict[str, str] = field(default_factory=dict)  # recorded in the manifest
+    extreme_windows: Callable[[bytes, np.ndarray], np.ndarray] = lambda _model, x: np.arange(len(x))
 
 
 BACKENDS: dict[str, Backend] = {
     "litert": Backend(name="litert", to_int8=litert.to_int8, to_float=litert.to_float,
-                      float_to_int8=litert.float_to_int8,
+                      float_to_int8=litert.float_to_int8, extreme_windows=litert.extreme_windows,
                       versions=litert.versions, settings=litert.SETTINGS),
 }
 
