@@ -107,8 +107,25 @@ def test_multitask_training_runs():
         fit_multitask(model, ws.x, ws.y, None, config=MultitaskConfig(epochs=1), progress=False)
 
 
+def test_unlabelled_windows_train_the_mask_only():
+    # class -1 (real PPG without rhythm labels): no gradient reaches the class-only weights
+    ws = load_windows("ppg", "rhythm_artifact", split="train", sampling_rate_hz=FS, window_samples=256, limit=8)
+    torch.manual_seed(0)
+    model = create("ppg_dualstream", window_samples=256, cls_width=4, loc_width=4, loc_dilations=(1,))
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}  # BN running stats move anyway
+    y = np.full(len(ws.x), -1)
+    losses = fit_multitask(model, ws.x, y, ws.mask, config=MultitaskConfig(epochs=1, batch_size=4, weight_decay=0.0),
+                           progress=False)
+    assert np.isfinite(losses).all()
+    changed = {k for k, v in model.named_parameters() if not torch.equal(v.detach(), before[k])}
+    assert any(k.startswith("loc") for k in changed)
+    assert not any(k.startswith("cls") for k in changed), sorted(k for k in changed if k.startswith("cls"))
+
+
 def test_experiment_cli_rejects_bad_input(capsys):
     assert main(["--sweep", "0,2"]) == 2
+    assert capsys.readouterr().err.startswith("error:")
+    assert main(["--bidmc-train", "10"]) == 2  # needs --data-dir
     assert capsys.readouterr().err.startswith("error:")
 
 

@@ -35,7 +35,10 @@ class MultitaskConfig:
 
 def fit_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None, *,
                   config: MultitaskConfig = MultitaskConfig(), progress: bool = True) -> list[float]:
-    """Train ``model`` in place on windows ``x`` with classes ``y`` and masks ``mask``; return the epoch losses."""
+    """Train ``model`` in place on windows ``x`` with classes ``y`` and masks ``mask``; return the epoch losses.
+
+    A class of -1 leaves that window out of the class loss (it still trains the mask).
+    """
     if not 0.0 <= config.seg_weight <= 1.0:
         raise ValueError(f"seg_weight must be in [0, 1], got {config.seg_weight}")
     if mask is None and config.seg_weight > 0:
@@ -58,7 +61,9 @@ def fit_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, mask: np.ndarr
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
             out = model(xt[idx])
             logits, mask_logits = out if isinstance(out, (tuple, list)) else (out, None)
-            loss = (1 - config.seg_weight) * ce(logits, yt[idx])
+            labelled = yt[idx] >= 0  # y = -1: a window with a mask but no class (e.g. real PPG)
+            cls = ce(logits[labelled], yt[idx][labelled]) if labelled.any() else logits.sum() * 0.0
+            loss = (1 - config.seg_weight) * cls
             if config.seg_weight > 0:
                 loss = loss + config.seg_weight * ce(mask_logits, mt[idx])
             optimizer.zero_grad(set_to_none=True)
