@@ -98,6 +98,31 @@ def test_segmentation_beats_hr_and_latency():
     assert hr and all(abs(b - 60.0) < 2 for b in hr)
 
 
+def test_qrs_runs_narrower_than_the_minimum_width_are_not_beats():
+    from wearable.runtime.streaming import BEAT_MIN_WIDTH_S
+
+    art = fake_artifact("segmentation")  # window 200, hop 50, 100 Hz: BEAT_MIN_WIDTH_S is 3 samples
+    narrow, wide = (500, 502), (1000, 1006)  # absolute model samples labelled qrs
+
+    class RunsAt(FakeInterpreter):  # labels by absolute position: window k starts at k * hop
+        def invoke(self):
+            start = self.calls * 50
+            self.calls += 1
+            y = np.full(self.out_shape, -50, np.int8)
+            y[0, 0] = 50
+            for a, b in (narrow, wide):
+                lo, hi = max(a - start, 0), min(b - start, 200)
+                if lo < hi:
+                    y[0, 0, lo:hi], y[0, 1, lo:hi] = -50, 50
+            self._y = y
+
+    assert round(BEAT_MIN_WIDTH_S * 100) == 3
+    rt = StreamRuntime(art, interpreter=RunsAt(art))
+    events = rt.push(np.zeros(2000)) + rt.flush()
+    beats = [e["t"] for e in events if e["type"] == "beat"]
+    assert beats == [pytest.approx((wide[0] + wide[1] - 1) / 2 / 100)]
+
+
 def test_nonfinite_samples_become_artifact_and_inconclusive():
     x = _ecg(30)
     x[1000:1100] = np.nan

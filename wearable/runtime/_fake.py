@@ -71,7 +71,9 @@ class FakeInterpreter:
             self._y = np.array([[-50, 50]] if high else [[50, -50]], np.int8)
         else:
             y = np.full(self.out_shape, -50, np.int8)
-            qrs = np.abs(x) > 30          # > 0.6 mV
+            peak = np.abs(x) > 30         # > 0.6 mV
+            # widened by 2 samples each side, so a beat's run has a QRS-like width (>= 50 ms at 100 Hz)
+            qrs = np.convolve(peak, np.ones(5), mode="same") > 0
             motion = np.abs(x) >= 127     # at the int8 rail: clipped input
             y[0, 0, ~qrs & ~motion] = 50
             y[0, 1, qrs & ~motion] = 50

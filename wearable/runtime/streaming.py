@@ -23,8 +23,8 @@ clock. Events are plain dicts (JSON-ready), by ``type``:
 ``artifact``  ``kind``, ``start``, ``end``: input problems (``gap`` from ``gap(n)``,
               ``nonfinite`` NaN/inf samples, ``saturation`` at the configured ``rails``) and,
               for a segmentation model with a ``clean`` label, runs of the other labels.
-``beat``      ``t``, ``label`` (segmentation model with a ``qrs`` label: centre of each run,
-              except one within ``BEAT_REFRACTORY_S`` of the last beat).
+``beat``      ``t``, ``label`` (segmentation model with a ``qrs`` label: centre of each run of
+              at least ``BEAT_MIN_WIDTH_S``, except one within ``BEAT_REFRACTORY_S`` of the last beat).
 ``hr``        ``t``, ``bpm``: 60 / median RR of the beats in the last ``hr_interval_s``.
 
 Bad input: NaN/inf samples are replaced by the last finite value of their channel (0 before
@@ -60,10 +60,11 @@ from .interpreter import dequantize, load_interpreter, quant_params, quantize_wi
 from .preprocess import Preprocessor
 from .ringbuffer import RingBuffer
 
-__all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS", "BEAT_REFRACTORY_S"]
+__all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS", "BEAT_REFRACTORY_S", "BEAT_MIN_WIDTH_S"]
 
 INCONCLUSIVE = "inconclusive"
 BEAT_REFRACTORY_S = 0.2  # no second beat within this of the last one (physiological refractory period)
+BEAT_MIN_WIDTH_S = 0.03  # a QRS run shorter than this is a noise blip, not a beat (as wearable.continual.qrs)
 ARTIFACT_INPUT_KINDS = ("gap", "nonfinite", "saturation")
 _PHASE_INPUT, _PHASE_MODEL = 0, 1
 
@@ -384,7 +385,7 @@ class StreamRuntime:
         name, start = self._seg_run
         self._seg_run = None
         fs = self.model_rate
-        if name == "qrs":
+        if name == "qrs" and end - start >= max(1, round(BEAT_MIN_WIDTH_S * fs)):
             t = (start + end - 1) / 2 / fs
             # No beat follows another within the refractory period: a second run there is noise
             # or a split QRS, not a beat.
