@@ -1,0 +1,179 @@
+"""Convert a ``wearable.models.streaming.StreamingModel`` (input block + state tensors) to TFLite.
+
+Same route as ``quantize.backends.litert`` (litert-torch, then ai-edge-quantizer with a plain
+min/max calibration), with several inputs: the block and one tensor per state. litert-torch
+names them ``args_<k>`` / ``output_<k>`` in the signature and sorts them as strings
+(``args_10`` before ``args_2``), so every mapping here goes by name, never by position.
+
+Int8 states: the step reads state ``k`` (input) and writes its successor (output); the runtime
+feeds one back as the other, so both must carry the same scale and zero point. The quantizer
+calibrates them as two tensors, so after quantization ``tie_state_scales`` gives each state
+*input* the parameters of its state *output*: a state input only feeds a CONCATENATION (or a
+SLICE of one), whose int8 kernels requantize inputs that differ from the output, so the graph
+stays correct for any input parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import torch
+
+from ._quiet import quiet
+from ._strip import _AlignedBuilder
+from .backends.litert import _no_progress
+
+__all__ = ["step_to_float", "step_to_int8", "signature_order", "tie_state_scales", "step_calibration"]
+
+_SIGNATURE = "serving_default"
+
+
+def step_to_float(step: torch.nn.Module) -> bytes:
+    """Float32 flatbuffer of the step model traced with zero inputs."""
+    example = (torch.zeros(1, int(step.in_channels), step.block_samples), *step.initial_states())
+    with _no_progress(), quiet("litert-torch conversion"):
+        import litert_torch
+
+        return bytes(litert_torch.convert(step.eval(), example).model_content())
+
+
+def signature_order(model: bytes) -> tuple[list[int], list[int]]:
+    """Tensor indices of the step's inputs and outputs in argument order (``args_0``, ``args_1``, ...).
+
+    Read from the graph's input/output tensor names, not the signature map: ai-edge-quantizer
+    appends a QUANTIZE op to some outputs (``output_7_output_quantized``) and leaves the
+    signature pointing at the tensor before it.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model)
+
+    def ordered(details: list, pattern: str) -> list[int]:
+        keyed = {}
+        for d in details:
+            match = re.search(pattern, d["name"])
+            if match is None:
+                raise ValueError(f"unexpected graph tensor name {d['name']!r}")
+            keyed[int(match.group(1))] = int(d["index"])
+        return [keyed[k] for k in range(len(keyed))]
+
+    return (ordered(interp.get_input_details(), r"args_(\d+)$"),
+            ordered(interp.get_output_details(), r"output_(\d+)_output(_quantized)?$"))
+
+
+@torch.no_grad()
+def step_calibration(step: torch.nn.Module, signal: np.ndarray, max_steps: int) -> list[list[np.ndarray]]:
+    """Step inputs ``[block, *states]`` met while streaming ``signal`` ``(C, T)`` from zero states;
+    ``max_steps`` of them, evenly spaced."""
+    b = step.block_samples
+    n = signal.shape[-1] // b
+    x = torch.from_numpy(np.ascontiguousarray(signal[None, :, :n * b], dtype=np.float32))
+    states = step.initial_states()
+    keep = set(np.linspace(0, n - 1, min(max_steps, n)).round().astype(int).tolist())
+    rows = []
+    n_out = len(step.output_rates)
+    for i in range(n):
+        block = x[..., i * b:(i + 1) * b]
+        if i in keep:
+            rows.append([block.numpy().copy(), *(s.numpy().copy() for s in states)])
+        states = list(step(block, *states)[n_out:])
+    return rows
+
+
+def step_to_int8(float_model: bytes, rows: list[list[np.ndarray]]) -> bytes:
+    """Full-int8 flatbuffer (recipe static_wi8_ai8, plain min/max) calibrated on ``rows`` from
+    ``step_calibration``. State parameters are not tied here (``tie_state_scales``).
+
+    (Reusing these ranges for a step model with a longer block, to run the same int8 network
+    offline, does not work: litert-torch fuses and names some tensors differently there.)
+    """
+    with quiet("ai-edge-quantizer"):
+        from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
+        from ai_edge_quantizer.utils import qsv_utils
+
+        manager = recipe_manager.RecipeManager()
+        manager.load_quantization_recipe(recipe.static_wi8_ai8())
+        calib = calibrator.Calibrator(float_model, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+        data = [{f"args_{k}": np.ascontiguousarray(a, dtype=np.float32) for k, a in enumerate(row)} for row in rows]
+        calib.calibrate({_SIGNATURE: data}, manager)
+        q = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
+        result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
+    return bytes(result.quantized_model)
+
+
+def tie_state_scales(model: bytes, n_outputs: int) -> tuple[bytes, int]:
+    """Make every state output carry the scale and zero point of its state input; ``(model, n_changed)``.
+
+    State ``k`` is input ``args_{k+1}`` and output ``output_{n_outputs + k}``. Where they differ,
+    the requantization moves into the graph: a state output made by a QUANTIZE op (the quantizer
+    appends one to some outputs) gets the input's parameters; a state input read only by ops that
+    requantize their inputs (QUANTIZE, ADD, SUB) gets the output's; otherwise a QUANTIZE op is
+    appended to the output. Parameters of tensors read by same-scale ops (CONCATENATION, SLICE:
+    TFLite Micro requires equal scales there) are never changed.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    ins, outs = signature_order(model)
+    m = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    g = m.subgraphs[0]
+    tensors = g.tensors
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in m.operatorCodes]
+    op = schema.BuiltinOperator
+    producer = {int(o.outputs[0]): o for o in g.operators}
+    readers: dict[int, list] = {}
+    for o in g.operators:
+        for t in o.inputs:
+            readers.setdefault(int(t), []).append(o)
+    requantizing = (op.QUANTIZE, op.ADD, op.SUB)
+
+    def free(t: int) -> bool:  # every op reading t takes any input parameters
+        return all(codes[r.opcodeIndex] in requantizing for r in readers.get(t, []))
+
+    changed = 0
+    for k in range(len(ins) - 1):
+        i, o = ins[k + 1], outs[n_outputs + k]
+        qi, qo = tensors[i].quantization, tensors[o].quantization
+        if list(qi.scale) == list(qo.scale) and list(qi.zeroPoint) == list(qo.zeroPoint):
+            continue
+        changed += 1
+        made_by = producer[o]
+        if codes[made_by.opcodeIndex] == op.QUANTIZE and free(o):
+            tensors[o].quantization = copy.deepcopy(qi)
+        elif free(i):
+            tensors[i].quantization = copy.deepcopy(qo)
+        else:  # producer -> hidden (old parameters, read by the graph) -> QUANTIZE -> state output
+            hidden = copy.deepcopy(tensors[o])
+            hidden.name = None
+            tensors.append(hidden)
+            h = len(tensors) - 1
+            for r in [made_by, *readers.get(o, [])]:
+                r.inputs = [h if int(t) == o else int(t) for t in r.inputs]
+            made_by.outputs = [h if int(t) == o else int(t) for t in made_by.outputs]
+            tensors[o].quantization = copy.deepcopy(qi)
+            quant = schema.OperatorT()
+            quant.opcodeIndex = _opcode(m, codes, op.QUANTIZE)
+            quant.inputs, quant.outputs = [h], [o]
+            g.operators.insert(g.operators.index(made_by) + 1, quant)
+    for buffer in m.buffers or []:
+        if buffer.data is not None:
+            buffer.data = np.frombuffer(bytes(buffer.data), dtype=np.uint8)
+    builder = _AlignedBuilder(len(model) + 4096)  # weight buffers 16-byte aligned, as quantize.export writes them
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), changed
+
+
+def _opcode(m, codes: list[int], builtin: int) -> int:
+    if builtin in codes:
+        return codes.index(builtin)
+    from ai_edge_litert import schema_py_generated as schema
+
+    code = schema.OperatorCodeT()
+    code.builtinCode = builtin
+    code.deprecatedBuiltinCode = min(builtin, 127)
+    code.version = 1
+    m.operatorCodes.append(code)
+    codes.append(builtin)
+    return len(codes) - 1
