@@ -86,7 +86,8 @@ def test_bench_prints_one_json_line(capsys):
     art_dir = _dirs()[0]
     assert main([str(art_dir), "--hours", "0.05", "--backend", _backend(), "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["windows"] == int(0.05 * 3600 * load_artifact(art_dir).sampling_rate) // load_artifact(art_dir).hop
+    art = load_artifact(art_dir)
+    assert out["windows"] == (int(0.05 * 3600 * art.sampling_rate) - art.window) // art.hop + 1
     assert out["interpreter_s"] > 0
     assert out["rss_end_mib"] is None or out["rss_end_mib"] > 0
     assert main([str(art_dir.parent / "missing-artifact"), "--quiet"]) == 2
