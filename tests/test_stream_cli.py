@@ -81,6 +81,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (argv, err)
+    stream_art = tmp_path / "stream_art"  # a stateful streaming export is not a window model
+    stream_art.mkdir()
+    (stream_art / "manifest.json").write_text(json.dumps({**manifest, "stream": {"block_samples": 16}}))
+    (stream_art / "model_int8.tflite").write_bytes(model)
+    assert cli.main([str(stream_art), "--record", str(x), "--sampling-rate", "100"]) == 2
+    assert "stateful streaming export" in capsys.readouterr().err
     (art / "model_int8.tflite").write_bytes(b"modeL")
     assert cli.main([str(art), "--record", str(x), "--sampling-rate", "100"]) == 2
     assert "does not match the manifest" in capsys.readouterr().err

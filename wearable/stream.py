@@ -127,6 +127,9 @@ def _run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.threshold <= 1.0 or args.smoothing < 1:
         raise _InputError("--threshold must be in [0, 1] and --smoothing >= 1")
     art = load_artifact(args.artifact)
+    if "stream" in art.manifest:
+        raise _InputError(f"{args.artifact} is a stateful streaming export (quantize.stream_export); this command "
+                          "plays window models: give the window model's artifact")
     x, fs, desc = read_record(args.record, sampling_rate=args.sampling_rate, channel=args.channel,
                               column=args.column)
     if args.seconds is not None:

@@ -1,10 +1,11 @@
 """On-device inference: TFLite interpreter loading, int8 helpers and the streaming runtime.
 
 Needs numpy (1.x or 2.x) and one TFLite runtime; scipy is used when present. Never imports
-torch. ``StreamRuntime`` turns sensor chunks into events (see ``wearable.runtime.streaming``).
+torch. ``StreamRuntime`` turns sensor chunks into events (see ``wearable.runtime.streaming``);
+``StatefulStream`` runs a stateful streaming export (``python -m quantize.stream_export``).
 """
 
-from . import artifact, dsp, golden, interpreter, preprocess, ringbuffer, streaming
+from . import artifact, dsp, golden, interpreter, preprocess, ringbuffer, stateful, streaming
 from .artifact import Artifact, ArtifactError, load_artifact
 from .dsp import Resampler, SosFilter
 from .golden import load_golden, replay_golden
@@ -22,7 +23,9 @@ from .interpreter import (
 
 from .preprocess import Preprocessor, RateMismatchError
 from .ringbuffer import RingBuffer
+from .stateful import StatefulStream
 from .streaming import INCONCLUSIVE, StreamRuntime
 
 __all__ = [*interpreter.__all__, *golden.__all__, "Artifact", "ArtifactError", "load_artifact", "Resampler",
-           "SosFilter", "Preprocessor", "RateMismatchError", "RingBuffer", "INCONCLUSIVE", "StreamRuntime"]
+           "SosFilter", "Preprocessor", "RateMismatchError", "RingBuffer", "INCONCLUSIVE", "StreamRuntime",
+           "StatefulStream"]

@@ -87,6 +87,9 @@ class StreamRuntime:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if rails is not None and not rails[0] < rails[1]:
             raise ValueError(f"rails must be (low, high) with low < high, got {rails}")
+        if "stream" in artifact.manifest:  # a step model with state tensors, not a window model
+            raise ValueError(f"{artifact.path} is a stateful streaming export: run it with "
+                             "wearable.runtime.StatefulStream")
         self.artifact = artifact
         self.model_rate = artifact.sampling_rate
         self.window, self.hop = artifact.window, artifact.hop
