@@ -4,10 +4,16 @@ Stage 1 ``tokenizer_train`` fits a ``VQTokenizer`` on paired ECG + PPG windows a
 codebook health each epoch; stage 2 ``codes_predict`` turns paired windows into code indices
 and ``student_pretrain`` trains a one-modality student to predict them; stage 3
 ``regression_fit`` trains the student (scratch, linear probe or fine-tune) on a labelled task.
+Baselines: ``contrastive_pretrain`` (NT-Xent) and ``masked_pretrain`` (masked-patch
+reconstruction) on the same encoder; ``ppg_motion_add`` makes the robustness test windows.
 ``python -m wearable.ssl.run`` runs all three and prints the label-efficiency table.
 """
 
+from .contrastive import contrastive_pretrain
 from .downstream import regression_fit, regression_mae
+from .masked import masked_pretrain
 from .pretrain import codes_predict, student_pretrain, tokenizer_train
+from .robustness import ppg_motion_add
 
-__all__ = ["tokenizer_train", "codes_predict", "student_pretrain", "regression_fit", "regression_mae"]
+__all__ = ["tokenizer_train", "codes_predict", "student_pretrain", "contrastive_pretrain", "masked_pretrain",
+           "regression_fit", "regression_mae", "ppg_motion_add"]
