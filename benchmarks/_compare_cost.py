@@ -21,13 +21,13 @@ from .bench import target_rows
 from .macs import count_macs, macs_by_kind, macs_by_type
 from .targets import Target
 from .tflite_graph import read_graph
+from wearable import CHECKPOINT_DIR
 
 __all__ = ["CHECKPOINT_DIR", "CALIBRATION_WINDOWS", "model_cost", "convert_row", "finish_row", "shipped_metric",
            "convert_int8"]
 
 log = logging.getLogger("benchmarks")
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "wearable" / "checkpoints"
 CALIBRATION_WINDOWS = 4  # enough for min/max ranges; the figures reported do not depend on them
 
 # Task metrics of shipped checkpoints, as their metrics.json files name them (first found wins):

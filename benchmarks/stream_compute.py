@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
 def _signal(name: str, fs: float, seconds: float, channels: int) -> np.ndarray:
     """The evaluation set's held-out windows joined (a seeded random walk when there is none)."""
     n = int(seconds * fs) // 256 * 256 or 256
-    path = Path(__file__).resolve().parent.parent / "wearable" / "checkpoints" / f"{name}.evalset.npz"
+    from wearable import CHECKPOINT_DIR
+
+    path = CHECKPOINT_DIR / f"{name}.evalset.npz"
     if path.is_file():
         with np.load(path) as z:
             base = np.concatenate(list(z["holdout_x"].astype(np.float32)), axis=-1)

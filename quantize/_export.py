@@ -148,7 +148,7 @@ def export_model(
         with clock(f"convert ({conv.name})"):
             float_tflite = conv.to_float(folded, calibration)
             extremes = conv.extreme_windows(float_tflite, calibration)  # same min/max as every window
-            named_tflite = conv.float_to_int8(float_tflite, calibration[extremes])  # names pair tensors for the diagnosis
+            named_tflite = conv.float_to_int8(float_tflite, calibration, extremes=extremes)  # names pair tensors (diagnosis)
             tflite = strip_tensor_names(named_tflite)
         with clock("full-int8 check"):
             try:

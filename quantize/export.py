@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wearable import CHECKPOINT_DIR
+
 __all__ = ["main"]
 
 log = logging.getLogger("quantize")
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "wearable" / "checkpoints"
 DEFAULT_CALIBRATION_WINDOWS = 500
 _SETTINGS_KEYS = {"qat", "calibration_windows", "reason"}
 _NOISY_LOGGERS = ("absl", "jax", "jax._src", "torch", "torch.onnx", "onnxscript", "onnx_ir", "litert_torch",

@@ -27,10 +27,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from wearable import CHECKPOINT_DIR
+
 __all__ = ["stream_export", "main", "FLOAT_TOL"]
 
 log = logging.getLogger("quantize")
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "wearable" / "checkpoints"
 FLOAT_TOL = 1e-4  # float stream vs offline, relative to the largest |output| (float32 rounding only)
 _TFLM_STEPS = 32
 

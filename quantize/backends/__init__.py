@@ -26,8 +26,9 @@ class Backend:
     ``to_int8(model, calibration)`` gets an eval-mode module with BatchNorm already folded
     and calibration windows ``(n, *input_shape)`` float32, and returns the full-int8
     flatbuffer (int8 input and output) for batch size 1. ``to_float(model, example)``
-    returns the unquantized flatbuffer, and ``float_to_int8(float_flatbuffer, calibration)``
-    quantizes it keeping the tensor names, so the per-tensor diagnosis can pair the two.
+    returns the unquantized flatbuffer, and ``float_to_int8(float_flatbuffer, calibration, *,
+    extremes=None)`` quantizes it keeping the tensor names, so the per-tensor diagnosis can pair
+    the two (``extremes``: the indices below, when the caller has them already).
     ``extreme_windows(float_flatbuffer, calibration)`` gives the indices of the windows whose
     calibration result equals that of all of them (every window, if the route cannot tell).
     """
@@ -35,7 +36,7 @@ class Backend:
     name: str
     to_int8: Callable[[nn.Module, np.ndarray], bytes]
     to_float: Callable[[nn.Module, np.ndarray], bytes]
-    float_to_int8: Callable[[bytes, np.ndarray], bytes]
+    float_to_int8: Callable[..., bytes]
     versions: Callable[[], dict[str, str]]
     settings: dict[str, str] = field(default_factory=dict)  # recorded in the manifest
     extreme_windows: Callable[[bytes, np.ndarray], np.ndarray] = lambda _model, x: np.arange(len(x))

@@ -54,8 +54,11 @@ def to_int8(model: nn.Module, calibration: np.ndarray) -> bytes:
     return float_to_int8(to_float(model, calibration), calibration)
 
 
-def float_to_int8(float_model: bytes, calibration: np.ndarray) -> bytes:
-    """Quantize the float flatbuffer from ``to_float``; tensor names stay those of the float model."""
+def float_to_int8(float_model: bytes, calibration: np.ndarray, *, extremes: np.ndarray | None = None) -> bytes:
+    """Quantize the float flatbuffer from ``to_float``; tensor names stay those of the float model.
+
+    ``extremes``: ``extreme_windows(float_model, calibration)`` when the caller has it already.
+    """
     with quiet("ai-edge-quantizer"):
         from ai_edge_litert.interpreter import Interpreter
         from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
@@ -67,7 +70,7 @@ def float_to_int8(float_model: bytes, calibration: np.ndarray) -> bytes:
         manager.load_quantization_recipe(recipe.static_wi8_ai8())
         calib = calibrator.Calibrator(float_model, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
         windows = np.ascontiguousarray(calibration, dtype=np.float32)
-        chosen = extreme_windows(float_model, windows)
+        chosen = extreme_windows(float_model, windows) if extremes is None else extremes
         calib.calibrate({_SIGNATURE: [{input_name: windows[i:i + 1]} for i in chosen]}, manager)
         q = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
         result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)

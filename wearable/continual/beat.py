@@ -37,7 +37,7 @@ from wearable.data.windows import WindowSet
 from wearable.metrics import classification_report
 from wearable.models.ecgcl import ECGCL, ECGCLConfig
 from wearable.training import save_checkpoint
-from wearable.training.loop import predict
+from wearable.training.loop import class_weights, predict
 
 from ._cli import Parser
 
@@ -87,12 +87,6 @@ def n_subsample(ws: WindowSet, n_limit: int | None, seed: int) -> WindowSet:
                      source=ws.source, task=ws.task, records=ws.records)
 
 
-def _class_weights(y: np.ndarray, k: int, power: float) -> torch.Tensor:
-    counts = np.bincount(y, minlength=k).astype(np.float64)
-    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / k, 0.0)
-    return torch.tensor(w ** power, dtype=torch.float32)
-
-
 def _augment(xb: torch.Tensor, config: BeatConfig, gen: torch.Generator) -> torch.Tensor:
     n = len(xb)
     xb[:, 0] *= 1.0 + config.amplitude_jitter * (2 * torch.rand(n, 1, generator=gen) - 1)
@@ -116,7 +110,7 @@ def beat_train(model: nn.Module, train: WindowSet, val: WindowSet, *, config: Be
     gen = torch.Generator().manual_seed(config.seed)
     x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))
     y = torch.from_numpy(np.ascontiguousarray(train.y, dtype=np.int64))
-    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(train.y, len(train.labels), config.class_power))
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.y, len(train.labels), config.class_power))
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = max(1, -(-len(x) // config.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps)

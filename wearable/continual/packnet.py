@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from wearable.metrics import classification_report
-from wearable.training.loop import _class_weights, predict, seed_everything
+from wearable.training.loop import class_weights, predict, seed_everything
 
 from .net import ContinualNet, _key
 
@@ -105,7 +105,7 @@ def epochs_run(net: ContinualNet, task: str, train, *, epochs: int, lr: float, c
     generator = seed_everything(config.seed)
     x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))
     y = torch.from_numpy(np.ascontiguousarray(train.y, dtype=np.int64))
-    weight = _class_weights(train.y, len(train.labels)) if config.balanced else None
+    weight = class_weights(train.y, len(train.labels)) if config.balanced else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     kernels = [net.backbone.get_submodule(n).weight for n in net.masked]
     own = [p for p in net.learnable(task) if all(p is not k for k in kernels)]

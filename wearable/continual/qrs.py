@@ -18,12 +18,13 @@ from wearable.data._tasks_mitdb import MITDB_SPLITS
 from wearable.data.mitdb import mitdb_read, mitdb_records
 from wearable.data.preprocess import ecg_clean, ecg_scale, samples_resample, signal_resample
 from wearable.data.windows import window_starts, windows_take
+from wearable.runtime.streaming import BEAT_MIN_WIDTH_S, BEAT_REFRACTORY_S  # one beat rule, offline and streamed
 
 __all__ = ["qrs_peaks", "detections_score", "qrs_evaluate"]
 
 
-def qrs_peaks(mask: np.ndarray, *, sampling_rate: float, min_width_s: float = 0.03,
-              refractory_s: float = 0.2) -> np.ndarray:
+def qrs_peaks(mask: np.ndarray, *, sampling_rate: float, min_width_s: float = BEAT_MIN_WIDTH_S,
+              refractory_s: float = BEAT_REFRACTORY_S) -> np.ndarray:
     """Sample index of the centre of each run of ones in ``mask`` (runs too short or too close dropped)."""
     m = np.concatenate([[0], (np.asarray(mask) > 0).astype(np.int8), [0]])
     edges = np.diff(m)

@@ -64,7 +64,7 @@ __all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS", "BEAT_REFRAC
 
 INCONCLUSIVE = "inconclusive"
 BEAT_REFRACTORY_S = 0.2  # no second beat within this of the last one (physiological refractory period)
-BEAT_MIN_WIDTH_S = 0.03  # a QRS run shorter than this is a noise blip, not a beat (as wearable.continual.qrs)
+BEAT_MIN_WIDTH_S = 0.03  # a QRS run shorter than this is a noise blip, not a beat (wearable.continual.qrs too)
 ARTIFACT_INPUT_KINDS = ("gap", "nonfinite", "saturation")
 _PHASE_INPUT, _PHASE_MODEL = 0, 1
 

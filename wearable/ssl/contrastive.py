@@ -9,11 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from wearable.models.cmssl import CMSSLStudent
 
-from .pretrain import optimizer_step
+from .pretrain import pretrain_epochs
 
 __all__ = ["nt_xent", "windows_augment", "contrastive_pretrain"]
 
@@ -58,26 +57,12 @@ def contrastive_pretrain(student: CMSSLStudent, x: np.ndarray, *, epochs: int = 
     f = student.config.feature_channels
     proj = nn.Sequential(nn.Linear(f, f), nn.ReLU(), nn.Linear(f, 32))
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    optimizer = torch.optim.AdamW(list(student.encoder.parameters()) + list(proj.parameters()), lr=lr,
-                                  weight_decay=1e-4)
-    steps = max(1, len(xt) // batch_size)  # full batches only: NT-Xent depends on the batch size
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps)
-    bar = tqdm(total=epochs * steps, disable=not progress, unit="batch", dynamic_ncols=True, desc="nt-xent")
-    history = []
-    for epoch in range(epochs):
-        student.train()
-        order = torch.randperm(len(xt), generator=gen)
-        running = 0.0
-        for s in range(steps):
-            xb = xt[order[s * batch_size:(s + 1) * batch_size]]
-            loss = nt_xent(proj(student.features(windows_augment(xb, gen))),
-                           proj(student.features(windows_augment(xb, gen))), temperature)
-            running += optimizer_step(loss, optimizer, scheduler)
-            bar.update(1)
-        report = {"epoch": epoch + 1, "loss": running / steps}
-        history.append(report)
-        log.info("nt-xent epoch %d: %s", epoch + 1, report)
-        if on_epoch:
-            on_epoch(report)
-    bar.close()
-    return history
+
+    def loss(idx: torch.Tensor) -> torch.Tensor:
+        xb = xt[idx]
+        return nt_xent(proj(student.features(windows_augment(xb, gen))),
+                       proj(student.features(windows_augment(xb, gen))), temperature)
+
+    return pretrain_epochs(student, [*student.encoder.parameters(), *proj.parameters()], len(xt), loss,
+                           epochs=epochs, batch_size=batch_size, lr=lr, generator=gen, desc="nt-xent",
+                           progress=progress, on_epoch=on_epoch, full_batches_only=True)

@@ -15,11 +15,10 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from wearable.models.cmssl import CMSSLStudent
 
-from .pretrain import optimizer_step
+from .pretrain import pretrain_epochs
 
 __all__ = ["patches_mask", "patches_hide", "masked_mse", "masked_pretrain"]
 
@@ -68,26 +67,13 @@ def masked_pretrain(student: CMSSLStudent, x: np.ndarray, *, ratio: float = 0.5,
     decoder = nn.Conv1d(student.config.feature_channels, student.config.in_channels * s, 1)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     var = float(xt.var().clamp_min(1e-8))
-    params = list(student.encoder.parameters()) + list(decoder.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    steps = -(-len(xt) // batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps)
-    bar = tqdm(total=epochs * steps, disable=not progress, unit="batch", dynamic_ncols=True, desc="masked")
-    history = []
-    for epoch in range(epochs):
-        student.train()
-        order = torch.randperm(len(xt), generator=gen)
-        running = 0.0
-        for i in range(0, len(xt), batch_size):
-            xb = xt[order[i:i + batch_size]]
-            mask = patches_mask(len(xb), xb.shape[-1] // s, ratio, gen)
-            pred = decoder(student.encoder(patches_hide(xb, mask, s))).transpose(1, 2)  # (B, P, C*S)
-            running += optimizer_step(masked_mse(pred, _patches(xb, s), mask) / var, optimizer, scheduler)
-            bar.update(1)
-        report = {"epoch": epoch + 1, "loss": running / steps}
-        history.append(report)
-        log.info("masked epoch %d: %s", epoch + 1, report)
-        if on_epoch:
-            on_epoch(report)
-    bar.close()
-    return history
+
+    def loss(idx: torch.Tensor) -> torch.Tensor:
+        xb = xt[idx]
+        mask = patches_mask(len(xb), xb.shape[-1] // s, ratio, gen)
+        pred = decoder(student.encoder(patches_hide(xb, mask, s))).transpose(1, 2)  # (B, P, C*S)
+        return masked_mse(pred, _patches(xb, s), mask) / var
+
+    return pretrain_epochs(student, [*student.encoder.parameters(), *decoder.parameters()], len(xt), loss,
+                           epochs=epochs, batch_size=batch_size, lr=lr, generator=gen, desc="masked",
+                           progress=progress, on_epoch=on_epoch)

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from wearable.models.cmssl import CMSSLStudent, VQTokenizer, codebook_usage
 
-__all__ = ["tokenizer_train", "codes_predict", "student_pretrain", "tokenizer_evaluate"]
+__all__ = ["tokenizer_train", "codes_predict", "student_pretrain", "pretrain_epochs", "tokenizer_evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -117,25 +117,46 @@ def student_pretrain(student: CMSSLStudent, x: np.ndarray, codes: np.ndarray, nu
     head = nn.Conv1d(student.config.feature_channels, num_codes, 1)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.int64))
-    params = list(student.encoder.parameters()) + list(head.parameters())
+
+    def loss(idx: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(head(student.encoder(xt[idx])), yt[idx])
+
+    def add_val(report: dict) -> None:
+        if val is not None:
+            report["code_accuracy"] = _code_accuracy(student, head, *val)
+
+    return pretrain_epochs(student, [*student.encoder.parameters(), *head.parameters()], len(xt), loss,
+                           epochs=epochs, batch_size=batch_size, lr=lr, generator=gen, desc="student",
+                           progress=progress, on_epoch=on_epoch, add_to_report=add_val)
+
+
+def pretrain_epochs(student: CMSSLStudent, params: list, n: int, batch_loss: Callable[[torch.Tensor], torch.Tensor],
+                    *, epochs: int, batch_size: int, lr: float, generator: torch.Generator, desc: str,
+                    progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
+                    full_batches_only: bool = False,
+                    add_to_report: Callable[[dict], None] | None = None) -> list[dict]:
+    """The loop every pretraining objective shares: AdamW + one-cycle over shuffled batches of ``n``.
+
+    ``batch_loss(indices)`` gives a batch's loss; ``full_batches_only`` drops the last partial
+    batch (NT-Xent depends on the batch size). Returns one ``{"epoch", "loss", ...}`` per epoch.
+    """
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    steps = -(-len(xt) // batch_size)
+    steps = max(1, n // batch_size) if full_batches_only else -(-n // batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps)
-    bar = tqdm(total=epochs * steps, disable=not progress, unit="batch", dynamic_ncols=True, desc="student")
+    bar = tqdm(total=epochs * steps, disable=not progress, unit="batch", dynamic_ncols=True, desc=desc)
     history = []
     for epoch in range(epochs):
         student.train()
         running = 0.0
-        for idx in _batches(len(xt), batch_size, gen):
-            running += optimizer_step(F.cross_entropy(head(student.encoder(xt[idx])), yt[idx]), optimizer,
-                                      scheduler)
+        for idx in list(_batches(n, batch_size, generator))[:steps]:
+            running += optimizer_step(batch_loss(idx), optimizer, scheduler)
             bar.update(1)
         report = {"epoch": epoch + 1, "loss": running / steps}
-        if val is not None:
-            report["code_accuracy"] = _code_accuracy(student, head, *val)
+        if add_to_report is not None:
+            add_to_report(report)
         history.append(report)
         bar.set_postfix({k: f"{v:.3f}" for k, v in report.items() if k != "epoch"})
-        log.info("student epoch %d: %s", epoch + 1, report)
+        log.info("%s epoch %d: %s", desc, epoch + 1, report)
         if on_epoch:
             on_epoch(report)
     bar.close()

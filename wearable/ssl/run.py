@@ -183,7 +183,7 @@ def run(args: argparse.Namespace, say=print) -> dict:
     paired = ({s: load_windows("bidmc", "paired", split=s, hop_samples=w // 4, **spec).x for s in ("train", "val")}
               if families else {})
     hr = {s: load_windows("bidmc", "hr_ppg", split=s, hop_samples=w // 2, **spec) for s in ("train", "val", "test")}
-    say(f"paired windows: " + ", ".join(f"{s} {len(v)}" for s, v in paired.items()) + "; hr_ppg windows: "
+    say("paired windows: " + ", ".join(f"{s} {len(v)}" for s, v in paired.items()) + "; hr_ppg windows: "
         + ", ".join(f"{s} {len(v)}" for s, v in hr.items()))
     progress = not args.quiet
     report: dict = {"data": {k: v for k, v in spec.items() if k != "data_dir"}, "steps": args.steps,

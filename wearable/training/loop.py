@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from wearable.metrics import classification_report
 
-__all__ = ["TrainConfig", "fit", "predict", "evaluate", "seed_everything"]
+__all__ = ["TrainConfig", "fit", "predict", "evaluate", "seed_everything", "class_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def fit(model: nn.Module, train: Windows, val: Windows, *, config: TrainConfig =
     x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))
     y = torch.from_numpy(np.ascontiguousarray(train.y, dtype=np.int64))
     _check_shapes(model, train)
-    weight = _class_weights(train.y, len(train.labels)) if config.balanced else None
+    weight = class_weights(train.y, len(train.labels)) if config.balanced else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, -(-len(x) // config.batch_size))
@@ -93,10 +93,14 @@ def evaluate(model: nn.Module, windows: Windows) -> dict:
     return classification_report(windows.y, logits.argmax(axis=1), windows.labels)
 
 
-def _class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
+def class_weights(y: np.ndarray, num_classes: int, power: float = 0.5) -> torch.Tensor:
+    """Loss weights (inverse class frequency) ** ``power``; an absent class weighs 0.
+
+    The default square root: full inverse frequency (power 1) overshoots on rare classes here.
+    """
     counts = np.bincount(np.asarray(y).ravel(), minlength=num_classes).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / num_classes, 0.0)
-    return torch.tensor(np.sqrt(weights), dtype=torch.float32)  # sqrt: full inverse frequency overshoots on rare classes
+    return torch.tensor(weights ** power, dtype=torch.float32)
 
 
 def _check_shapes(model: nn.Module, data: Windows) -> None:
