@@ -100,8 +100,7 @@ def exported(tmp_path_factory):
     signal = (np.sin(2 * np.pi * 1.2 * t) + 0.2 * rng.standard_normal(t.size)).astype(np.float32)[None]
     out = tmp_path_factory.mktemp("stream") / "ecgcl_stream"
     manifest = stream_export(model, out, calibration=signal, holdout=signal[:, ::-1].copy(), name="ecgcl_seg_tiny",
-                             config={"sampling_rate_hz": 100.0, "window_samples": 64, "in_channels": 1},
-                             calibration_steps=64)
+                             config={"sampling_rate_hz": 100.0, "window_samples": 64, "in_channels": 1})
     return out, manifest, model, signal
 
 
@@ -118,6 +117,8 @@ def test_export_manifest_and_checks(exported):
         assert i["shape"] == st["shape"]
     c = on_disk["checks"]
     assert c["float_max_abs_diff"] <= c["float_tolerance"]
+    # every tensor paired with the window model's: the same int8 network, so states need no retying
+    assert c["int8_vs_offline_int8_max_steps"] <= 1 and on_disk["stream"]["state_scales_tied"] == 0
     assert on_disk["tflm"]["arena_bytes"] > 0 and on_disk["tflm"]["max_abs_diff"] <= 1
 
 
@@ -149,6 +150,66 @@ def test_runtime_float_exact_int8_close_and_chunk_invariant(exported):
     assert np.array_equal(chunked, whole)  # chunk invariance, bit for bit
     assert s_int8.samples_out == whole.shape[1] == t
     assert np.abs(chunked - whole).max() <= out_scale
+
+
+def test_int8_stream_equals_the_exported_window_model(exported):
+    """The int8 stream against the int8 window model ``quantize.export`` ships (its route, the same
+    calibration windows), independent of the export's own check: the stream's parameters are that
+    model's, and at every sample the window model computes without its zero padding (windows at
+    every block, samples >= warm-up from the start and >= delay from the end) the outputs agree
+    within one int8 step (in practice bit for bit)."""
+    import hashlib
+
+    from quantize import fold_batchnorm
+    from quantize._strip import strip_tensor_names
+    from quantize.backends.litert import float_to_int8, to_float
+    from quantize.stream_export import _as_windows
+    from wearable.runtime import invoke, load_interpreter, quantize
+    from wearable.runtime.stateful import StatefulStream
+
+    out, manifest, model, signal = exported
+    windows = _as_windows(signal, 64)
+    folded, _ = fold_batchnorm(model)
+    window_int8 = strip_tensor_names(float_to_int8(to_float(folded, windows), windows))
+    assert hashlib.sha256(window_int8).hexdigest() == manifest["quantization"]["window_model_int8_sha256"]
+    stream = StatefulStream(out, reference_kernels=True)
+    d, w, b = stream.delay_samples, stream.warmup_samples, stream.block
+    assert w + d < 64  # the tiny model has samples untouched by a window's padding
+    x = signal[:, :640]
+    y_stream = stream.run(x)
+    interp = load_interpreter(window_int8, reference_kernels=True)
+    d_in, d_out = interp.get_input_details()[0], interp.get_output_details()[0]
+    starts = np.arange(0, x.shape[1] - 64 + 1, b)
+    (y_win,) = invoke(interp, quantize(np.stack([x[:, s:s + 64] for s in starts]), d_in))
+    step = d_out["quantization"][0]
+    assert stream._out[0]["quantization"] == d_out["quantization"]
+    worst = 0.0
+    for s, y in zip(starts, y_win):
+        y = (y.astype(np.float64) - d_out["quantization"][1]) * step  # dequantized window outputs
+        for t in range(s + w, s + 64 - d):
+            worst = max(worst, float(np.abs(y[:, t - s] - y_stream[:, t + d]).max()))
+    assert worst <= step * 1.001, worst / step
+
+
+def test_map_tensors_pairs_every_step_tensor():
+    """Every activation of the step graph has a partner in the window graph, states included."""
+    pytest.importorskip("litert_torch")
+    from quantize import fold_batchnorm
+    from ai_edge_litert.interpreter import Interpreter
+
+    from quantize._stream_tflite import step_to_float
+    from quantize.backends.litert import to_float
+    from quantize.stream_export import map_tensors
+
+    model = _models()[1][1]  # strided, dilated, depthwise, residual delay line, channel concat, up-sampling
+    folded, _ = fold_batchnorm(model)
+    step_float = step_to_float(stream_convert(folded))
+    sig = Interpreter(model_content=step_float)._get_full_signature_list()["serving_default"]
+    ins, outs = sig["inputs"], sig["outputs"]
+    tied = [(ins[f"args_{k + 1}"], outs[f"output_{k + 1}"]) for k in range(len(ins) - 1)]  # state k: in and out
+    pairs = map_tensors(to_float(folded, np.zeros((1, 2, 64), np.float32)), step_float, tied=tied)
+    assert pairs and all(r is not None for r in pairs.values()), [t for t, r in pairs.items() if r is None]
+    assert pairs["serving_default_args_0"] == "serving_default_args_0"  # the block is the window's input
 
 
 def test_runtime_rejects_bad_input(exported, tmp_path):
