@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-__all__ = ["table_lines", "write_report", "plots_available"]
+__all__ = ["streaming_lines", "table_lines", "write_report", "plots_available"]
 
 log = logging.getLogger("benchmarks")
 
@@ -34,6 +34,40 @@ def table_lines(report: dict) -> list[str]:
     rows = [_COLUMNS] + [_row_cells(m["model"], r) for m in report["models"] for r in m["targets"]]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def streaming_lines(report: dict) -> list[str]:
+    """Sliding windows vs stateful streaming, per model with a streaming export: MACs per second
+    of signal (Markdown table rows; none when no model has one)."""
+    models = [m for m in report["models"] if m.get("streaming")]
+    if not models:
+        return []
+    lines = ["| model | compute | samples per call | conv MACs/s | all MACs/s | × shipped hop |", "|---|---|---|---|---|---|"]
+    for m in models:
+        for r in m["streaming"]["rows"]:
+            what = "stateful stream" if r["mode"] == "stream" else \
+                f"sliding windows{' (shipped hop)' if r['shipped'] else ''}"
+            lines.append(f"| {m['model']} | {what} | {r['hop']} | {r['conv']:,.0f} | {r['all']:,.0f} | {r['x_sliding']:.2f} |")
+    return lines
+
+
+def _streaming_md(report: dict) -> list[str]:
+    rows = streaming_lines(report)
+    if not rows:
+        return []
+    notes = []
+    for m in (m for m in report["models"] if m.get("streaming")):
+        s = m["streaming"]
+        arena = "-" if s["arena_bytes"] is None else f"{s['arena_bytes'] / 1024:.1f}"
+        notes.append(f"- {m['model']}: stateful stream `{s['path']}`, block {s['block_samples']} samples, answers "
+                     f"{s['delay_ms']:.0f} ms late; {s['ops']} ops, {s['model_bytes'] / 1024:.1f} KB, TFLite Micro arena "
+                     f"{arena} KB; int8 outputs vs the int8 window network run offline: max "
+                     f"{s['int8_vs_offline_int8_max_steps']} steps")
+    return ["## Sliding windows vs stateful streaming", "",
+            "MACs per second of signal counted from the two graphs: a window model run every hop samples "
+            "(the shipped hop, W/2, W/4) against its stateful streaming export (python -m quantize.stream_export), "
+            "which takes each sample through each layer once; \"all\" adds elementwise ops as one MAC each.", ""] + \
+        rows + [""] + notes + [""]
 
 
 def plots_available() -> bool:
@@ -69,6 +103,7 @@ def _markdown(report: dict, pngs: list[str]) -> str:
               "Duty = inference time per hop ÷ hop duration; J/h = active power × busy time per hour "
               "(inference only, sleep not included).", ""]
     lines += _comparison(report)
+    lines += _streaming_md(report)
     for m in report["models"]:
         lines += [f"## {m['model']}", "",
                   f"- sha256 `{m['sha256'][:16]}…`, {m['model_bytes']} bytes, {m['ops']} ops, "

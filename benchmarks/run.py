@@ -5,7 +5,10 @@ reports flash, RAM, MACs, latency, duty cycle, energy per hour and a fit verdict
 ``report.md``, ``report.json`` and PNG plots (when matplotlib is installed) into ``--out``, and
 prints the table. MCU latencies are estimates (calibrated MAC model), the Ethos-U55 figure is
 vela's estimate, and host/Raspberry Pi figures are measured here. Needs only numpy and one TFLite
-runtime; tflite-micro and ethos-u-vela add measurements/estimates when installed.
+runtime; tflite-micro and ethos-u-vela add measurements/estimates when installed. A stateful
+streaming export (python -m quantize.stream_export) given among the directories is paired with
+the window model it streams: the report compares their compute, in MACs per second of signal,
+at the shipped hop, W/2 and W/4 against the stream.
 
 Exit codes: 0 done; 2 bad input (one ``error:`` line).
 """
@@ -22,9 +25,10 @@ from pathlib import Path
 from . import bench, measure
 from .artifacts import ArtifactError, find_artifacts, load_artifact
 from .latency import calibration_report
-from .report import table_lines, write_report
+from .report import streaming_lines, table_lines, write_report
 from .targets import Target, TargetError, load_targets, runtime_allowance
 from .firmware import firmware_sizes
+from .stream_compute import compute_rows
 from .vela import run_vela, vela_available
 
 __all__ = ["main"]
@@ -84,6 +88,31 @@ def _select(targets: dict[str, Target], names: list[str] | None) -> list[Target]
     return [every[n] for n in dict.fromkeys(names)]
 
 
+def _split_streams(found: list) -> tuple[list, dict]:
+    """Window exports, and for each (by path) the compute of its stateful streaming export when
+    one was given (same model name and config); a streaming export without its window model is
+    an error."""
+    arts = [a for a in found if not isinstance(a.manifest.get("stream"), dict)]
+    streams: dict = {}
+    for st in (a for a in found if isinstance(a.manifest.get("stream"), dict)):
+        model = st.manifest.get("model", {})
+        match = [a for a in arts if a.name == model.get("name") and a.manifest["model"].get("config") == model.get("config")]
+        if not match:
+            raise ArtifactError(f"{st.path} is a stateful streaming export of {model.get('name')}; give its window model's "
+                                "export (python -m quantize.export) too")
+        s = st.manifest["stream"]
+        for art in match:
+            streams[art.path] = {
+                "path": str(st.path), "block_samples": int(s["block_samples"]), "delay_samples": int(s["delay_samples"]),
+                "delay_ms": 1000 * int(s["delay_samples"]) / art.sampling_rate, "ops": st.manifest.get("op_count"),
+                "model_bytes": len(st.model), "arena_bytes": st.manifest.get("tflm", {}).get("arena_bytes"),
+                "int8_vs_offline_int8_max_steps": st.manifest.get("checks", {}).get("int8_vs_offline_int8_max_steps"),
+                "rows": compute_rows(art.model, st.model, rate_hz=art.sampling_rate, window=art.window, hop=art.hop,
+                                     block=int(s["block_samples"])),
+            }
+    return arts, streams
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -96,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         targets = _select(profiles, args.target)
         if args.invokes < 1 or args.warmup < 0:
             raise ValueError("--invokes must be ≥ 1 and --warmup ≥ 0")
-        arts = [load_artifact(p, all_files=True) for p in find_artifacts(args.artifacts)]
+        found = [load_artifact(p, all_files=True) for p in find_artifacts(args.artifacts)]
+        arts, streams = _split_streams(found)
     except (TargetError, ArtifactError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -130,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             notes.append("no TFLite runtime measured on this machine")
         if measure_here and "tflite_micro" not in runtimes:
             notes.append("tflite-micro not installed: TFLM arena taken from the manifest, no TFLM timing")
-        fig.update(host=host, vela=vela, notes=notes, firmware=firmware_sizes(art.path),
+        fig.update(host=host, vela=vela, notes=notes, firmware=firmware_sizes(art.path), streaming=streams.get(art.path),
                    targets=bench.target_rows(fig, targets, host=host, vela=vela, device_model=here))
         models.append(fig)
     progress.close()
@@ -153,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot write the report to {out}: {exc}", file=sys.stderr)
         return 2
     for line in table_lines(report):
+        print(line)
+    if any(m.get("streaming") for m in models):
+        print("\nsliding windows vs stateful streaming, MACs per second of signal:")
+    for line in streaming_lines(report):
         print(line)
     for m in models:
         for rt, v in m["host"].items():

@@ -183,3 +183,55 @@ def test_unknown_arena_gives_unknown_ram(tmp_path):
     fig["arena_bytes"] = None
     (row,) = bench.target_rows(fig, [load_targets()["nrf52840"]])
     assert row["ram_bytes"] is None and row["fits_ram"] is None and row["fits"] is None and row["latency_ms"] > 0
+
+
+def _stream_export(root: Path, name: str = "tiny", block: int = 8) -> Path:
+    """A stateful-streaming-export-shaped directory (its step graph: the fixture again)."""
+    d = _artifact(root, name + "_stream")
+    m = json.loads((d / "manifest.json").read_text())
+    m["model"]["name"] = name
+    m["stream"] = {"block_samples": block, "delay_samples": 12, "warmup_samples": 20}
+    m["op_count"], m["tflm"] = 7, {"arena_bytes": 2048}
+    m["checks"] = {"int8_vs_offline_int8_max_steps": 0}
+    (d / "manifest.json").write_text(json.dumps(m))
+    return d
+
+
+def test_sliding_vs_streaming_compute_in_the_report(tmp_path, capsys):
+    """A streaming export next to its window model: MACs per second of signal at the shipped hop,
+    W/2 and W/4 against the stream's block; the stream is not benchmarked as a model of its own."""
+    _artifact(tmp_path / "arts")
+    _stream_export(tmp_path / "arts")
+    code, out, _ = _run(capsys, tmp_path / "arts", "--target", "nrf52840", "--no-measure", "--no-vela", "-q",
+                        "--out", tmp_path / "r")
+    assert code == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    (model,) = report["models"]
+    s = model["streaming"]
+    # window 64, shipped hop 32 (= W/2), W/4 = 16; the fixture graph has 19,368 MACs per call at 100 Hz
+    rows = {(r["mode"], r["hop"]): r for r in s["rows"]}
+    assert set(rows) == {("sliding", 32), ("sliding", 16), ("stream", 8)}
+    for (mode, hop), r in rows.items():
+        assert r["all"] == pytest.approx(19_368 * 100 / hop)
+        assert r["x_sliding"] == pytest.approx(32 / hop)
+    assert 0 < rows[("sliding", 32)]["conv"] <= rows[("sliding", 32)]["all"]
+    assert s["block_samples"] == 8 and s["delay_ms"] == pytest.approx(120.0) and s["int8_vs_offline_int8_max_steps"] == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Sliding windows vs stateful streaming" in md and "| tiny | stateful stream | 8 |" in md
+    assert "| tiny | sliding windows (shipped hop) | 32 |" in out
+
+
+def test_streaming_export_without_its_window_model_exits_2(tmp_path, capsys):
+    stream = _stream_export(tmp_path, name="other")
+    code, _, err = _run(capsys, _artifact(tmp_path), stream, "--no-measure", "--out", tmp_path / "r")
+    assert code == 2 and err.count("\n") == 1 and "streaming export of other" in err
+
+
+def test_streaming_compute_needs_no_torch():
+    """The counting is shared with benchmarks.stream_compute and reads graphs only."""
+    import subprocess
+    import sys
+
+    code = ("import sys, benchmarks.run, benchmarks.stream_compute; "
+            "assert 'torch' not in sys.modules and 'ai_edge_litert' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -189,6 +189,11 @@ def test_int8_stream_equals_the_exported_window_model(exported):
         for t in range(s + w, s + 64 - d):
             worst = max(worst, float(np.abs(y[:, t - s] - y_stream[:, t + d]).max()))
     assert worst <= step * 1.001, worst / step
+    # and each sample goes through the network once: the conv MACs per second of sliding windows at hop W
+    from benchmarks.stream_compute import compute_rows
+
+    rows = compute_rows(window_int8, (out / "model_int8.tflite").read_bytes(), rate_hz=100.0, window=64, hop=64, block=b)
+    assert rows[-1]["mode"] == "stream" and rows[-1]["conv"] == pytest.approx(rows[0]["conv"]) and rows[1]["x_sliding"] == 2
 
 
 def test_map_tensors_pairs_every_step_tensor():
