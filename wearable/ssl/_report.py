@@ -9,48 +9,94 @@ import numpy as np
 
 from wearable.training import save_checkpoint
 
-__all__ = ["efficiency_table", "robustness_table", "student_export"]
+__all__ = ["summary", "efficiency_table", "robustness_table", "tables_write", "student_export"]
+
+_FAMILY = {"scratch": "scratch", "cmssl": "CM-SSL", "cmsslbeat": "CM-SSL, beat-aligned patches",
+           "ntxent": "NT-Xent", "masked": "masked reconstruction"}
+_MODE = {"finetune": "fine-tune", "probe": "linear probe"}
 
 
-def _cell(values: list[float]) -> str:
-    if not values:
+def _label(row: dict, variants: list[str]) -> str:
+    family, _, mode = row["method"].partition("_")
+    name = _FAMILY.get(family, family) + (f" {_MODE.get(mode, mode)}" if mode else "")
+    return name if len(variants) == 1 else f"{name} [{row['encoder']}]"
+
+
+def _stats(values: list[float]) -> dict:
+    """Mean and sample sd (ddof 1; 0 for one value) of the per-seed values."""
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "sd": sd, "n": len(values), "values": [float(v) for v in values]}
+
+
+def _cell(stats: dict | None) -> str:
+    if not stats:
         return "-"
-    sd = f" ± {np.std(values):.2f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.2f}{sd}"
+    return f"{stats['mean']:.2f}" + (f" ± {stats['sd']:.2f}" if stats["n"] > 1 else "")
 
 
-def _name(row: dict, variants: list[str]) -> str:
-    return row["method"] if len(variants) == 1 else f"{row['method']} [{row['encoder']}]"
+def summary(results: list[dict], fractions: list[float], snrs: list[float], variants: list[str]) -> dict:
+    """Per task, method and label fraction: mean ± sd over seeds of the test metric (and under motion)."""
+    out: dict = {}
+    for task in dict.fromkeys(r["task"] for r in results):
+        rows = [r for r in results if r["task"] == task]
+        cells, robust = {}, {}
+        for name in dict.fromkeys(_label(r, variants) for r in rows):
+            mine = [r for r in rows if _label(r, variants) == name]
+            cells[name] = {f"{f:g}": {**_stats([r["test"] for r in mine if r["fraction"] == f]),
+                                      "n_train": next(r["n_train"] for r in mine if r["fraction"] == f)}
+                           for f in fractions if any(r["fraction"] == f for r in mine)}
+            top = [r for r in mine if r["fraction"] == max(fractions)]
+            if top and snrs:
+                robust[name] = {"clean": _stats([r["test"] for r in top]),
+                                **{f"{s:g} dB": _stats([r["test_snr"][f"{s:g}"] for r in top]) for s in snrs}}
+        out[task] = {"metric": rows[0]["metric"], "cells": cells, "robustness": robust,
+                     "seeds": sorted({r["seed"] for r in rows})}
+    return out
 
 
-def efficiency_table(results: list[dict], fractions: list[float], mean_mae: float, variants: list[str],
-                     reseeded: bool = False) -> str:
-    """Markdown table of test MAE (mean ± sd over seeds) per method (and encoder) and label fraction."""
-    lines = ["| PPG-only HR, test MAE (bpm) | " + " | ".join(f"{f:.0%} labels" for f in fractions) + " |",
-             "|---|" + "---|" * len(fractions)]
-    names = list(dict.fromkeys(_name(r, variants) for r in results))
-    for name in names:
-        cells = [_cell([r["test_mae_bpm"] for r in results if _name(r, variants) == name and r["fraction"] == f])
-                 for f in fractions]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("| predict the training mean | " + " | ".join(f"{mean_mae:.2f}" for _ in fractions) + " |")
+def efficiency_table(task: str, stats: dict, title: str, fractions: list[float], baseline: tuple[str, float]) -> str:
+    """Markdown label-efficiency table of one task from ``summary(...)[task]``."""
+    first = next(iter(stats["cells"].values()), {})
+    heads = [f"{f:.0%} labels" + (f" ({first[f'{f:g}']['n_train']})" if f"{f:g}" in first else "")
+             for f in fractions]
+    lines = [f"| {title} | " + " | ".join(heads) + " |", "|---|" + "---|" * len(fractions)]
+    for name, cells in stats["cells"].items():
+        lines.append(f"| {name} | " + " | ".join(_cell(cells.get(f"{f:g}")) for f in fractions) + " |")
+    lines.append(f"| {baseline[0]} | " + " | ".join(f"{baseline[1]:.2f}" for _ in fractions) + " |")
+    return "\n".join(lines)
+
+
+def robustness_table(stats: dict, title: str, fraction: float, snrs: list[float]) -> str:
+    """Markdown table of the test metric under motion artifacts per SNR, models trained on ``fraction``."""
+    lines = [f"| {title}, {fraction:.0%} labels, under motion | clean | " + " | ".join(f"{s:g} dB" for s in snrs)
+             + " |", "|---|---|" + "---|" * len(snrs)]
+    for name, cols in stats["robustness"].items():
+        lines.append(f"| {name} | {_cell(cols['clean'])} | " + " | ".join(_cell(cols[f'{s:g} dB']) for s in snrs)
+                     + " |")
+    return "\n".join(lines)
+
+
+def tables_write(out: Path, report: dict, results: list[dict], args) -> str:
+    """table.json (the summary) and table.md (every task's tables) in ``out``; returns the markdown."""
+    from .tasks import DOWNSTREAM
+
+    stats = summary(results, args.fractions, args.snrs, args.encoders)
     seeds = sorted({r["seed"] for r in results})
-    what = "seeds (pretraining and downstream)" if reseeded else "downstream seeds (pretraining: seed 0)"
-    lines.append(f"\nmean ± sd over {what} {seeds}")
-    return "\n".join(lines)
-
-
-def robustness_table(results: list[dict], fraction: float, snrs: list[float], variants: list[str]) -> str:
-    """Markdown table of test MAE under motion artifacts per SNR, models trained on ``fraction`` of the labels."""
-    rows = [r for r in results if r["fraction"] == fraction and "test_mae_snr" in r]
-    lines = [f"| PPG-only HR test MAE (bpm), {fraction:.0%} labels | clean | "
-             + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|---|" + "---|" * len(snrs)]
-    for name in dict.fromkeys(_name(r, variants) for r in rows):
-        mine = [r for r in rows if _name(r, variants) == name]
-        cells = [_cell([r["test_mae_bpm"] for r in mine])]
-        cells += [_cell([r["test_mae_snr"][f"{s:g}"] for r in mine]) for s in snrs]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    what = ("seeds (each re-runs pretraining, tokenizers included, and the downstream run)"
+            if args.reseed_pretraining else "downstream seeds (pretraining: seed 0)")
+    parts = [f"`{report['command']}` ({report.get('seconds', 0) / 60:.1f} min)"]
+    for task, st in stats.items():
+        d = DOWNSTREAM[task]
+        parts.append(efficiency_table(task, st, d.title, args.fractions, (d.baseline, report["baseline"][task])))
+        if st["robustness"]:
+            parts.append(robustness_table(st, d.title, max(args.fractions), args.snrs))
+    parts.append(f"mean ± sd (sample sd) over {what} {seeds}")
+    text = "\n\n".join(parts)
+    (out / "table.md").write_text(text + "\n")
+    (out / "table.json").write_text(json.dumps({"command": report["command"], "seconds": report.get("seconds"),
+                                                "seeds": seeds, "reseed_pretraining": bool(args.reseed_pretraining),
+                                                "baseline": report["baseline"], "tasks": stats}, indent=1) + "\n")
+    return text
 
 
 def student_export(out: Path, model, row: dict, data: dict, ppg: dict, command: str, say) -> dict:
@@ -59,7 +105,7 @@ def student_export(out: Path, model, row: dict, data: dict, ppg: dict, command: 
 
     name = row["model"]
     save_checkpoint(out / f"{name}.pt", model, model_name=name, data=data, labels=["hr_bpm"],
-                    metrics={"test_mae_bpm": row["test_mae_bpm"], "val_mae_bpm": row["val_mae"]}, seed=row["seed"])
+                    metrics={"test_mae_bpm": row["test"], "val_mae_bpm": row["val"]}, seed=row["seed"])
     pick = np.random.default_rng(0).permutation(len(ppg["train"][0]))[:512]
     result: dict = {}
     try:
@@ -77,7 +123,7 @@ def student_export(out: Path, model, row: dict, data: dict, ppg: dict, command: 
         result = {"error": str(exc)}
     card = {"model": name, "data": data, "labels": ["hr_bpm"], "seed": row["seed"],
             "origin": f"{row['method']} at {row['fraction']:.0%} labels, seed {row['seed']}, of: {command}",
-            "test_mae_bpm": row["test_mae_bpm"], "val_mae_bpm": row["val_mae"],
-            "test_mae_bpm_motion_snr": row.get("test_mae_snr", {}), "int8": result}
+            "test_mae_bpm": row["test"], "val_mae_bpm": row["val"],
+            "test_mae_bpm_motion_snr": row.get("test_snr", {}), "int8": result}
     (out / f"{name}.metrics.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return result

@@ -1,19 +1,23 @@
-"""Run the CM-SSL pipeline on BIDMC and print the label-efficiency and robustness tables (PPG-only HR).
+"""Run the CM-SSL pipeline and write the label-efficiency and robustness tables (PPG-only student).
 
-Stage 1: VQ tokenizer on paired ECG + PPG windows (train split), codebook usage and perplexity
-per epoch. Stage 2: PPG-only student trained on the frozen tokenizer's code indices. Baselines
-pretrain the same student encoder on the same PPG windows with NT-Xent (SimCLR) or masked-patch
-reconstruction. Stage 3: heart rate (task bidmc/hr_ppg: monitor HR, MAE bpm, subject-wise test
-split) with the student trained from scratch or linear-probed / fine-tuned from each pretrained
-encoder, at each label fraction and downstream seed (pretraining runs once per encoder with seed
-0, or with every seed under --reseed-pretraining, so that the spread covers pretraining too).
-Every downstream model is also scored on the test windows with synthetic motion bursts at each
---snrs. --encoders repeats everything for encoder variants (residual / squeeze-and-excitation
-ablation). Writes report.json and the pretrained weights to --out; --export also writes the
-checkpoint (+ metrics.json) and full-int8 export of the fine-tuned CM-SSL student (first
-encoder and seed, largest label fraction).
+Stage 1: VQ tokenizer on paired BIDMC ECG + PPG windows (train split), codebook usage and
+perplexity per epoch, with fixed 0.5 s patches (cmssl) or patches cut at the ECG's R peaks
+(cmsslbeat). Stage 2: PPG-only student trained on the frozen tokenizer's code indices.
+Baselines pretrain the same student encoder on the same PPG windows with NT-Xent (SimCLR) or
+masked-patch reconstruction. Stage 3, per downstream --tasks: hr (BIDMC PPG heart rate, MAE
+bpm, subject-wise split) and af (synthetic PPG AF vs sinus, macro F1 %), with the student
+trained from scratch or linear-probed / fine-tuned from each pretrained encoder, at each label
+fraction and seed. Pretraining runs once per encoder with seed 0, or with every seed under
+--reseed-pretraining, so that the spread covers pretraining too. Every downstream model is also
+scored on its test windows with synthetic motion bursts at each --snrs. --encoders repeats
+everything for encoder variants (residual / squeeze-and-excitation ablation).
 
-    python -m wearable.ssl.run --data-dir ../shared/data --out runs/cmssl --seeds 0,1,2 --export
+Writes to --out: report.json (every run), table.md and table.json (mean ± sd over seeds per
+task, method and label fraction), the pretrained weights; --export also writes the checkpoint
+(+ metrics.json) and full-int8 export of the fine-tuned CM-SSL HR student (first encoder and
+seed, largest label fraction). --smoke is a CI-sized run (tiny data, one seed, short budgets).
+
+    python -m wearable.ssl.run --data-dir ../shared/data --out runs/cmssl --seeds 0,1,2 --reseed-pretraining
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import logging
 import os
 import shlex
 import sys
-from dataclasses import asdict
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,25 +37,18 @@ import torch
 from wearable.cli_util import UsageError, check_writable_dir
 from wearable.data import load_windows
 from wearable.models import create
-from wearable.models.cmssl import VQTokenizer, VQTokenizerConfig
 
-from ._report import efficiency_table, robustness_table, student_export
-from .contrastive import contrastive_pretrain
-from .downstream import regression_fit, regression_mae
-from .masked import masked_pretrain
-from .pretrain import codes_predict, student_pretrain, tokenizer_train
+from ._report import student_export, tables_write
+from ._stages import ENCODERS, FAMILIES, MODEL, paired_align, pretrain, tokenize
 from .robustness import ppg_motion_add
+from .tasks import DOWNSTREAM, baseline_score, downstream_load
 
 __all__ = ["main", "METHODS", "ENCODERS"]
 
-MODEL = "cmssl_student_ppg"
-PPG = 1  # channel of the PPG in bidmc paired windows (0 is ECG)
-METHODS = ("scratch", "cmssl_probe", "cmssl_finetune", "ntxent_probe", "ntxent_finetune", "masked_probe",
-           "masked_finetune")
-DEFAULT_METHODS = ("scratch", "cmssl_finetune", "ntxent_finetune", "masked_finetune")
-ENCODERS = {"plain": {}, "residual": {"residual": True}, "se": {"se": True},
-            "residual+se": {"residual": True, "se": True}}
-EXPORTED = "cmssl_finetune"  # the model exported with --export
+METHODS = ("scratch", *(f"{f}_{m}" for f in FAMILIES for m in ("probe", "finetune")))
+DEFAULT_METHODS = ("scratch", "cmssl_finetune", "cmsslbeat_finetune", "ntxent_finetune", "masked_finetune")
+EXPORTED = "cmssl_finetune"  # the HR model exported with --export
+SMOKE = {"epochs": 1, "steps": 10, "limit": 96, "seeds": "0", "fractions": "0.1,1.0", "snrs": "10"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,8 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=os.environ.get("WEARABLE_DATA_DIR"),
                    help="folder with bidmc/ (default $WEARABLE_DATA_DIR)")
     p.add_argument("--out", default="runs/cmssl", help="output folder (default runs/cmssl)")
+    p.add_argument("--tasks", default=",".join(DOWNSTREAM),
+                   help=f"downstream tasks, comma-separated (default and accepted: {','.join(DOWNSTREAM)})")
     p.add_argument("--epochs", type=int, default=8, help="pretraining epochs of every pretraining stage (default 8)")
-    p.add_argument("--steps", type=int, default=600, help="downstream optimisation steps per run (batch 64)")
+    p.add_argument("--steps", type=int, default=400, help="downstream optimisation steps per run (batch 64, default 400)")
     p.add_argument("--fractions", default="0.01,0.1,1.0",
                    help="label fractions, comma-separated (default 0.01,0.1,1.0)")
     p.add_argument("--seeds", default="0", help="downstream seeds, comma-separated (default 0)")
@@ -71,16 +70,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="motion-artifact SNRs in dB for the robustness table, comma-separated ('' for none)")
     p.add_argument("--sampling-rate", type=float, default=64.0, help="Hz (default 64)")
     p.add_argument("--window", type=int, default=512, help="samples per window (default 512 = 8 s)")
-    p.add_argument("--limit", type=int, default=None, help="cap windows per split (quick runs)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="cap windows per split (quick runs; af: windows simulated before dropping the ectopic class)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                    help=f"downstream methods, comma-separated (default {','.join(DEFAULT_METHODS)}; "
                         f"accepted: {','.join(METHODS)})")
     p.add_argument("--encoders", default="plain",
                    help=f"student encoder variants, comma-separated (default plain; accepted: {','.join(ENCODERS)})")
     p.add_argument("--reseed-pretraining", action="store_true",
-                   help="pretrain again (tokenizer included) for every downstream seed, with that seed")
+                   help="pretrain again (tokenizers included) for every downstream seed, with that seed")
     p.add_argument("--export", action="store_true",
-                   help=f"checkpoint and int8-export the {EXPORTED} student (first encoder and seed, largest fraction)")
+                   help=f"checkpoint and int8-export the HR {EXPORTED} student (first encoder and seed, largest fraction)")
+    p.add_argument("--smoke", action="store_true",
+                   help="CI-sized run: defaults " + ", ".join(f"--{k} {v}" for k, v in SMOKE.items())
+                        + " (explicit flags still win)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -109,6 +112,8 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("epochs", "steps", "num_codes", "window"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.limit is not None and args.limit < 8:
+        raise UsageError("--limit must be >= 8")
     if args.window % 32:
         raise UsageError("--window must be a multiple of 32 (the patch length)")
     if not 0.0 < args.mask_ratio < 1.0:
@@ -118,6 +123,7 @@ def _check(args: argparse.Namespace) -> None:
     args.snrs = _floats(args.snrs, "snrs", -1e3, 1e3)
     if not args.fractions or not args.seeds:
         raise UsageError("--fractions and --seeds need at least one value")
+    args.tasks = _names(args.tasks, "tasks", DOWNSTREAM)
     args.methods = _names(args.methods, "methods", METHODS)
     args.encoders = _names(args.encoders, "encoders", ENCODERS)
     args.out = check_writable_dir(args.out)
@@ -131,111 +137,84 @@ def _subset(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[n
     return x[pick], y[pick]
 
 
-def _tokenize(args: argparse.Namespace, paired: dict, seed: int, progress: bool, say) -> dict:
-    """Stage 1: the tokenizer on ECG + PPG; returns the code indices of every paired window."""
-    torch.manual_seed(seed)  # weight init
-    cfg = VQTokenizerConfig(sampling_rate_hz=args.sampling_rate, window_samples=args.window, num_codes=args.num_codes)
-    tokenizer = VQTokenizer(cfg)
-    say(f"tokenizer seed {seed}\nepoch  loss    nmse_ecg nmse_ppg used  perplexity restarts")
-
-    def line(r: dict) -> None:
-        say(f"{r['epoch']:5d}  {r['loss']:.4f}  {r['nmse_ch0']:.3f}    {r['nmse_ch1']:.3f}    "
-            f"{r['fraction_used']:.2f}  {r['perplexity']:10.1f} {r['restarts']:8d}")
-
-    hist = tokenizer_train(tokenizer, paired["train"], paired["val"], epochs=args.epochs, seed=seed,
-                           progress=progress, on_epoch=line)
-    torch.save({"config": asdict(cfg), "state_dict": tokenizer.state_dict()}, args.out / f"tokenizer_seed{seed}.pt")
-    return {"history": hist, "codes": {s: codes_predict(tokenizer, x) for s, x in paired.items()}}
-
-
-def _pretrain(family: str, encoder: str, args: argparse.Namespace, paired: dict, codes: dict | None, seed: int,
-              progress: bool, say) -> tuple[dict, list]:
-    """Stage 2 (cmssl) or a baseline (ntxent, masked) on the PPG of the paired windows; the encoder weights."""
+def _downstream(args, task, data: dict, noisy: dict, method: str, encoder: str, weights: dict, fraction: float,
+                seed: int, progress: bool) -> tuple[torch.nn.Module, dict]:
+    """One stage-3 run: the student from scratch or from a pretrained encoder, scored clean and under motion."""
+    family, _, mode = method.partition("_")
+    train = _subset(*data["train"], fraction, seed)
     torch.manual_seed(seed)
-    student = create(MODEL, sampling_rate_hz=args.sampling_rate, window_samples=args.window, **ENCODERS[encoder])
-    ppg = paired["train"][:, PPG:PPG + 1]
-    tag = f"{family} [{encoder}] seed {seed}"
-    if family == "cmssl":
-        hist = student_pretrain(student, ppg, codes["train"], args.num_codes,
-                                val=(paired["val"][:, PPG:PPG + 1], codes["val"]), epochs=args.epochs,
-                                seed=seed, progress=progress,
-                                on_epoch=lambda r: say(f"{tag} epoch {r['epoch']}: code CE {r['loss']:.3f}, "
-                                                       f"val code accuracy {r['code_accuracy']:.3f}"))
-    elif family == "ntxent":
-        hist = contrastive_pretrain(student, ppg, epochs=args.epochs, seed=seed, progress=progress,
-                                    on_epoch=lambda r: say(f"{tag} epoch {r['epoch']}: loss {r['loss']:.3f}"))
-    else:
-        hist = masked_pretrain(student, ppg, ratio=args.mask_ratio, epochs=args.epochs, seed=seed, progress=progress,
-                               on_epoch=lambda r: say(f"{tag} epoch {r['epoch']}: masked-patch NMSE "
-                                                      f"{r['loss']:.3f}"))
-    weights = {k: v.clone() for k, v in student.encoder.state_dict().items()}
-    torch.save({"config": asdict(student.config), "encoder": weights},
-               args.out / f"encoder_{family}_{encoder}_seed{seed}.pt")
-    return weights, hist
+    model = create(MODEL, sampling_rate_hz=args.sampling_rate, window_samples=args.window,
+                   num_classes=task.num_classes, **ENCODERS[encoder])
+    if family != "scratch":
+        model.encoder.load_state_dict(weights[family])
+    fit = task.fit(model, train, data["val"], mode=mode or "scratch", steps=args.steps, seed=seed,
+                   lr=1e-2 if mode == "probe" else 3e-3, progress=progress)
+    val = fit.pop("val_mae", None) if "val_mae" in fit else 100.0 * fit.pop("val_f1")
+    row = {"task": task.name, "metric": task.metric, "model": MODEL, "encoder": encoder, "method": method,
+           "fraction": fraction, "seed": seed, "n_train": len(train[0]), "val": val,
+           "test": task.score(model, *data["test"]), **fit,
+           "test_snr": {f"{s:g}": task.score(model, x, data["test"][1]) for s, x in noisy.items()}}
+    return model, row
 
 
 def run(args: argparse.Namespace, say=print) -> dict:
     torch.set_num_threads(1)
+    start = time.monotonic()
     spec = dict(sampling_rate_hz=args.sampling_rate, window_samples=args.window, data_dir=args.data_dir,
                 limit=args.limit)
-    w = args.window
-    families = sorted({m.partition("_")[0] for m in args.methods} - {"scratch"})
-    paired = ({s: load_windows("bidmc", "paired", split=s, hop_samples=w // 4, **spec).x for s in ("train", "val")}
-              if families else {})
-    hr = {s: load_windows("bidmc", "hr_ppg", split=s, hop_samples=w // 2, **spec) for s in ("train", "val", "test")}
-    say("paired windows: " + ", ".join(f"{s} {len(v)}" for s, v in paired.items()) + "; hr_ppg windows: "
-        + ", ".join(f"{s} {len(v)}" for s, v in hr.items()))
+    families = [f for f in FAMILIES if any(m.startswith(f + "_") for m in args.methods)]
+    paired = ({s: load_windows("bidmc", "paired", split=s, hop_samples=args.window // 4, **spec).x
+               for s in ("train", "val")} if families else {})
+    aligned = paired_align(paired, args, say) if "cmsslbeat" in families else {}
+    data = {t: downstream_load(t, **spec) for t in args.tasks}
+    say("paired windows: " + ", ".join(f"{s} {len(v)}" for s, v in paired.items()) + "; " + "; ".join(
+        f"{t} windows: " + ", ".join(f"{s} {len(v[0])}" for s, v in d.items()) for t, d in data.items()))
     progress = not args.quiet
     report: dict = {"data": {k: v for k, v in spec.items() if k != "data_dir"}, "steps": args.steps,
-                    "epochs": args.epochs, "command": args.command, "pretraining": {}}
-    ppg = {s: (v.x, v.y) for s, v in hr.items()}
-    noisy = {snr: ppg_motion_add(ppg["test"][0], snr, sampling_rate=args.sampling_rate) for snr in args.snrs}
-    mean_mae = float(np.mean(np.abs(ppg["test"][1] - ppg["train"][1].mean())))
+                    "epochs": args.epochs, "command": args.command, "pretraining": {},
+                    "baseline": {t: baseline_score(DOWNSTREAM[t], d) for t, d in data.items()}}
+    noisy = {t: {snr: ppg_motion_add(d["test"][0], snr, sampling_rate=args.sampling_rate) for snr in args.snrs}
+             for t, d in data.items()}
     results, kept = [], None
-    tokens: dict[int, dict] = {}  # pretraining seed -> tokenizer history and codes (shared by the encoders)
+    tokens: dict[tuple[str, int], dict] = {}  # (family, pretraining seed) -> tokenizer history and codes
     for encoder in args.encoders:
         weights: dict[str, dict] = {}
         for seed in args.seeds:  # seeds outermost: a cut-short run still has every fraction of seed 0
             pseed = seed if args.reseed_pretraining else 0
-            if "cmssl" in families and pseed not in tokens:
-                tokens[pseed] = _tokenize(args, paired, pseed, progress, say)
-                report["pretraining"][f"tokenizer_seed{pseed}"] = tokens[pseed]["history"]
             for family in families if (args.reseed_pretraining or not weights) else ():
-                weights[family], hist = _pretrain(family, encoder, args, paired,
-                                                  tokens[pseed]["codes"] if family == "cmssl" else None, pseed,
-                                                  progress, say)
+                codes = None
+                if family.startswith("cmssl"):
+                    beat = family == "cmsslbeat"
+                    if (family, pseed) not in tokens:
+                        tokens[family, pseed] = tokenize(args, aligned if beat else paired, pseed, progress, say,
+                                                         " beat" if beat else "")
+                        report["pretraining"][f"tokenizer{'_beat' if beat else ''}_seed{pseed}"] = \
+                            tokens[family, pseed]["history"]
+                    codes = tokens[family, pseed]["codes"]
+                weights[family], hist = pretrain(family, encoder, args, paired, codes, pseed, progress, say)
                 report["pretraining"][f"{family}_{encoder}_seed{pseed}"] = hist
-            for fraction in args.fractions:
-                train = _subset(*ppg["train"], fraction, seed)
-                for method in args.methods:
-                    family, _, mode = method.partition("_")
-                    torch.manual_seed(seed)
-                    model = create(MODEL, sampling_rate_hz=args.sampling_rate, window_samples=w, **ENCODERS[encoder])
-                    if family != "scratch":
-                        model.encoder.load_state_dict(weights[family])
-                    fit = regression_fit(model, train, ppg["val"], mode=mode or "scratch", steps=args.steps,
-                                         seed=seed, lr=1e-2 if mode == "probe" else 3e-3, progress=progress)
-                    row = {"model": MODEL, "encoder": encoder, "method": method, "fraction": fraction, "seed": seed,
-                           "n_train": len(train[0]), "test_mae_bpm": regression_mae(model, *ppg["test"]), **fit,
-                           "test_mae_snr": {f"{s:g}": regression_mae(model, x, ppg["test"][1])
-                                            for s, x in noisy.items()}}
-                    results.append(row)
-                    say(f"{method:15s} [{encoder}] labels {fraction:5.0%} seed {seed}: val MAE {row['val_mae']:.2f}, "
-                        f"test MAE {row['test_mae_bpm']:.2f} bpm")
-                    if method == EXPORTED and fraction == max(args.fractions) and kept is None:
-                        kept = (model, row)
-                    _save(args.out, report, results)
-    report.update({"downstream": results, "test_mae_predict_train_mean": mean_mae})
+            for name in args.tasks:
+                task = DOWNSTREAM[name]
+                for fraction in args.fractions:
+                    for method in args.methods:
+                        model, row = _downstream(args, task, data[name], noisy[name], method, encoder, weights,
+                                                 fraction, seed, progress)
+                        results.append(row)
+                        say(f"{name} {method:18s} [{encoder}] labels {fraction:5.0%} seed {seed}: val {row['val']:.2f}, "
+                            f"test {row['test']:.2f} ({task.metric})")
+                        if name == "hr" and method == EXPORTED and fraction == max(args.fractions) and kept is None:
+                            kept = (model, row)
+                        _save(args.out, report, results)
     if args.export and kept is not None:
-        data = {"source": "bidmc", "task": "hr_ppg", "sampling_rate_hz": args.sampling_rate, "window_samples": w,
-                "hop_samples": w // 2, "seed": 0}
-        report["export"] = student_export(args.out, *kept, data, ppg, report["command"], say)
+        ds = {"source": "bidmc", "task": "hr_ppg", "sampling_rate_hz": args.sampling_rate,
+              "window_samples": args.window, "hop_samples": args.window // 2, "seed": 0}
+        report["export"] = student_export(args.out, *kept, ds, data["hr"], report["command"], say)
+    report["seconds"] = round(time.monotonic() - start, 1)
     _save(args.out, report, results)
     say("")
-    say(efficiency_table(results, args.fractions, mean_mae, args.encoders, args.reseed_pretraining))
-    if args.snrs:
-        say("")
-        say(robustness_table(results, max(args.fractions), args.snrs, args.encoders))
+    say(tables_write(args.out, report, results, args))
+    say(f"\n{len(results)} downstream runs in {report['seconds'] / 60:.1f} min; tables in {args.out}/table.md, "
+        f"table.json")
     return report
 
 
@@ -245,7 +224,11 @@ def _save(out: Path, report: dict, results: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.smoke:  # the smoke budget replaces the defaults; flags given explicitly still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args(argv)
     args.command = "python -m wearable.ssl.run " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None
                                                                                         else argv))
     logging.basicConfig(level=logging.WARNING)
