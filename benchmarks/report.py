@@ -42,12 +42,14 @@ def streaming_lines(report: dict) -> list[str]:
     models = [m for m in report["models"] if m.get("streaming")]
     if not models:
         return []
-    lines = ["| model | compute | samples per call | conv MACs/s | all MACs/s | × shipped hop |", "|---|---|---|---|---|---|"]
+    lines = ["| model | compute | samples per call | conv MACs/s | all MACs/s | × shipped hop |",
+             "|---|---|---|---|---|---|"]
     for m in models:
         for r in m["streaming"]["rows"]:
             what = "stateful stream" if r["mode"] == "stream" else \
                 f"sliding windows{' (shipped hop)' if r['shipped'] else ''}"
-            lines.append(f"| {m['model']} | {what} | {r['hop']} | {r['conv']:,.0f} | {r['all']:,.0f} | {r['x_sliding']:.2f} |")
+            lines.append(f"| {m['model']} | {what} | {r['hop']} | {r['conv']:,.0f} | {r['all']:,.0f} | "
+                         f"{r['x_sliding']:.2f} |")
     return lines
 
 

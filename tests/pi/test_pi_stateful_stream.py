@@ -35,7 +35,8 @@ def _backend() -> str:
 def test_stateful_stream_chunk_invariant_here():
     stream = StatefulStream(_STREAM, backend=_backend())
     t = np.arange(40 * stream.block) / 100.0
-    x = 0.05 * np.sin(2 * np.pi * 0.3 * t) + sum(1.2 * np.exp(-0.5 * ((t - r) / 0.015) ** 2) for r in np.arange(0.3, t[-1], 0.8))
+    beats = np.arange(0.3, t[-1], 0.8)
+    x = 0.05 * np.sin(2 * np.pi * 0.3 * t) + sum(1.2 * np.exp(-0.5 * ((t - r) / 0.015) ** 2) for r in beats)
     whole = stream.run(x)
     assert whole.shape[1] == x.size and np.all(np.isfinite(whole))
     for size in (1, 7, 64):
