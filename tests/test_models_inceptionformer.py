@@ -16,12 +16,16 @@ from torch import nn  # noqa: E402
 
 from quantize import count_batchnorm, fold_batchnorm  # noqa: E402
 from wearable.models import create  # noqa: E402
-from wearable.models._inception_blocks import Attention, InceptionMixer, SigmoidGELU, conv_bn  # noqa: E402
+from wearable.models.inceptionformer import LITE_160KB  # noqa: E402
+from wearable.models._inception_blocks import Attention, InceptionMixer, PatchFusion, SigmoidGELU, conv_bn  # noqa: E402
 
 WINDOW = 256
 # A small InceptionFormer: the tiny variant's structure at a quarter of its widths.
-SMALL = dict(window_samples=WINDOW, widths=(8, 16, 32, 64), stem_channels=8, attention_dim=16, head_dim=8)
+# With the 160 KB configuration's fusions and MLP ratios (a depthwise patch fusion into the last stage).
+SMALL = dict(window_samples=WINDOW, widths=(8, 16, 32, 64), stem_channels=8, attention_dim=16, head_dim=8,
+             fusions=LITE_160KB["fusions"], mlp_ratios=LITE_160KB["mlp_ratios"])
 VARIANTS = [("inceptionformer_tiny", {"attention": a}) for a in ("mhsa", "sra", "window")] + [
+    ("inceptionformer_tiny", {"attention": "mhsa", "stem_strides": (2, 1), **LITE_160KB}),
     ("inceptionformer_3stage", {}), ("resnet18_1d", {"base_width": 8}), ("mobilenetv2_1d", {"width_mult": 0.25})]
 
 
@@ -33,7 +37,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("name,cfg", VARIANTS, ids=[f"{n}-{c.get('attention', '')}" for n, c in VARIANTS])
+@pytest.mark.parametrize("name,cfg", VARIANTS, ids=[f"{n}-{c.get('attention', '')}{'-160kb' if 'fusions' in c else ''}" for n, c in VARIANTS])
 @pytest.mark.parametrize("window", [WINDOW, 301])  # 301: odd token counts in every stage
 def test_forward_shape(name, cfg, window):
     model = create(name, **{**cfg, "window_samples": window, "num_classes": 4}).eval()
@@ -42,7 +46,7 @@ def test_forward_shape(name, cfg, window):
     assert out.shape == (3, 4) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name,cfg", VARIANTS, ids=[f"{n}-{c.get('attention', '')}" for n, c in VARIANTS])
+@pytest.mark.parametrize("name,cfg", VARIANTS, ids=[f"{n}-{c.get('attention', '')}{'-160kb' if 'fusions' in c else ''}" for n, c in VARIANTS])
 def test_every_batchnorm_folds_and_no_gelu(name, cfg):
     torch.manual_seed(0)
     model = create(name, **cfg, window_samples=WINDOW).train()
@@ -104,11 +108,28 @@ def test_bad_configs_are_rejected():
         create("inceptionformer_tiny", act="gelu")
     with pytest.raises(ValueError, match="head_dim"):
         create("inceptionformer_tiny", attention_dim=20, head_dim=16)
+    with pytest.raises(ValueError, match="stem_strides"):
+        create("inceptionformer_tiny", stem_strides=(2, 0))
+    with pytest.raises(ValueError, match="fusions"):
+        create("inceptionformer_tiny", fusions=("separable", "separable", "separable", "dense"))
+    with pytest.raises(ValueError, match="multiple"):
+        create("inceptionformer_tiny", widths=(32, 64, 128, 200), fusions=LITE_160KB["fusions"])  # 128 -> 200
+
+
+def test_depthwise_fusion_is_one_strided_channel_multiplier_conv():
+    separable, depthwise = PatchFusion(8, 16, "relu"), PatchFusion(8, 16, "relu", "depthwise")
+    (conv,) = [m for m in depthwise.modules() if isinstance(m, nn.Conv1d)]
+    assert (conv.groups, conv.in_channels, conv.out_channels, conv.stride) == (8, 8, 16, (2,))
+    x = torch.randn(2, 8, 25)
+    assert separable(x).shape == depthwise(x).shape == (2, 16, 13)
+    n_params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n_params(depthwise) < n_params(separable)
 
 
 def test_defaults_match_the_issue():
     tiny, three = create("inceptionformer_tiny").config, create("inceptionformer_3stage").config
     assert tiny.widths == (32, 64, 128, 256) and three.widths == (32, 64, 128)
+    assert tiny.kernels == (3, 11, 31) and tiny.stage_kinds[-2:] == ("attention", "attention")
     assert (tiny.sampling_rate_hz, tiny.window_samples, tiny.in_channels, tiny.num_classes) == (100.0, 1000, 1, 3)
 
 
@@ -155,6 +176,14 @@ def test_export_full_int8_parity_and_tflm(exported):
     assert data["checks"]["batchnorm"]["remaining"] == 0
     ops = {op["name"] for op in data["ops"]}
     assert {"BATCH_MATMUL", "SOFTMAX", "DEPTHWISE_CONV_2D"} <= ops and "GELU" not in ops
+    # the last stage's depthwise patch fusion (32 -> 64 channels, channel multiplier 2) stays a
+    # DEPTHWISE_CONV_2D, which TFLite Micro runs below
+    from benchmarks.tflite_graph import read_graph
+
+    graph = read_graph((out / "model_int8.tflite").read_bytes())
+    fused = [op for op in graph.operators if op.name == "DEPTHWISE_CONV_2D"
+             and graph.tensors[op.inputs[0]].shape[-1] * 2 == graph.tensors[op.outputs[0]].shape[-1]]
+    assert fused
     (agree,) = data["checks"]["agreement"]
     # Stated tolerance: >= 97 % argmax agreement, error <= 10 % of the float logit range, and the
     # int8 accuracy within 3 points of the float accuracy on 128 held-out windows.
@@ -214,3 +243,69 @@ def test_ecg_models_help_and_bad_input(capsys, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written on bad input
     for name, _ in MODELS.values():
         create(name)  # every entry names a registered model
+
+
+# --------------------------------------------------------------------------- training recipe
+
+def test_recipe_sampling_weights_balance_classes():
+    from wearable.experiments._ecg_recipe import sampling_weights
+
+    y = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    p = sampling_weights(y, 4, power=1.0)
+    assert np.isclose(p.sum(), 1.0)
+    assert np.allclose([p[y == k].sum() for k in range(3)], 1 / 3)
+    assert np.allclose(sampling_weights(y, 3, power=0.0), 1 / len(y))
+
+
+def test_recipe_augment_is_seeded_and_keeps_shape():
+    from wearable.experiments._ecg_recipe import ecg_augment
+
+    x = torch.from_numpy(_sines(8, seed=0)[0])
+    a = ecg_augment(x, torch.Generator().manual_seed(1), 100.0)
+    b = ecg_augment(x, torch.Generator().manual_seed(1), 100.0)
+    assert a.shape == x.shape and torch.isfinite(a).all() and torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_recipe_fit_keeps_the_best_validation_epoch():
+    from wearable.experiments._ecg_recipe import Recipe, recipe_fit
+    from wearable.training.loop import evaluate
+
+    class Val:
+        labels = ("slow", "mid", "fast")
+        x, y = _sines(64, seed=1)
+
+    x, y = _sines(96, seed=0)
+    torch.manual_seed(0)
+    net = create("inceptionformer_tiny", **SMALL, num_classes=3)
+    out = recipe_fit(net, x, y, Val, recipe=Recipe(epochs=2, samples_per_epoch=64, batch_size=32),
+                     sampling_rate_hz=100.0, progress=False)
+    assert [h["epoch"] for h in out["history"]] == [1, 2]
+    best = max(h["val_macro_f1"] for h in out["history"])
+    assert out["best_val_macro_f1"] == pytest.approx(best, abs=1e-4)
+    assert evaluate(net.eval(), Val)["macro_f1"] == pytest.approx(best, abs=1e-4)
+
+
+def test_recipe_qat_keeps_the_architecture_and_int8_weights():
+    from wearable.experiments._ecg_recipe import Recipe, recipe_qat
+
+    class Val:
+        labels = ("slow", "mid", "fast")
+        x, y = _sines(32, seed=1)
+
+    x, y = _sines(64, seed=0)
+    torch.manual_seed(0)
+    net = create("inceptionformer_tiny", **SMALL, num_classes=3)
+    recipe_qat(net, x, y, Val, calibration=x[:16], recipe=Recipe(epochs=1, samples_per_epoch=32, batch_size=16, lr=1e-3),
+               sampling_rate_hz=100.0, progress=False)
+    net.eval()
+    folded, n = fold_batchnorm(net)
+    assert n == count_batchnorm(net) > 0
+    with torch.no_grad():  # the BatchNorms pass through: folding changes nothing
+        assert torch.allclose(net(torch.from_numpy(x[:4])), folded(torch.from_numpy(x[:4])), atol=1e-5)
+    for module in folded.modules():  # weights on the int8 per-channel grid the converter uses
+        if isinstance(module, nn.Conv1d):
+            w = module.weight.detach().reshape(module.out_channels, -1).double()
+            scale = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
+            assert torch.allclose(w / scale, (w / scale).round(), atol=1e-3)
+    for mixer in (m for m in net.modules() if isinstance(m, InceptionMixer)):
+        assert torch.equal(mixer.conv[0].weight * (1 - mixer.mask), torch.zeros_like(mixer.conv[0].weight))

@@ -16,10 +16,11 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "ATTENTIONS", "SigmoidGELU", "act_make", "conv_bn", "InceptionMixer", "InceptionBlock",
+__all__ = ["ACTIVATIONS", "ATTENTIONS", "FUSIONS", "SigmoidGELU", "act_make", "conv_bn", "InceptionMixer", "InceptionBlock",
            "attention_core", "Attention", "AttentionBlock", "PositionConv", "PatchFusion"]
 
 ATTENTIONS = ("mhsa", "sra", "window")
+FUSIONS = ("separable", "depthwise")
 
 
 class SigmoidGELU(nn.Module):
@@ -196,8 +197,21 @@ class PositionConv(nn.Module):
         return x + self.conv(x)
 
 
-def PatchFusion(c_in: int, c_out: int, act: str) -> nn.Sequential:  # noqa: N802 (a module factory)
-    """Stride-2 patch fusion between stages: depthwise stride-2 conv (kernel 3) then a pointwise
-    conv to the wider token; half the tokens, ``c_out`` channels. Depthwise-separable because a
-    dense kernel-3 conv to 256 channels alone would take ~100 KB of the 160 KB flash budget."""
+def PatchFusion(c_in: int, c_out: int, act: str, kind: str = "separable") -> nn.Sequential:  # noqa: N802 (a module factory)
+    """Stride-2 patch fusion between stages: half the tokens, ``c_out`` channels.
+
+    ``separable``: depthwise stride-2 conv (kernel 3) then a pointwise conv to the wider token
+    (a dense kernel-3 conv to 256 channels alone would take ~100 KB of the 160 KB flash budget).
+    ``depthwise``: one depthwise stride-2 conv with channel multiplier ``c_out / c_in`` (each
+    input channel fused into ``c_out / c_in`` wider-token channels, TFLite's depth_multiplier):
+    the 128 -> 256 pointwise conv costs 32 K int8 weights + 28 bytes of bias and per-channel
+    quantization parameters per output channel, the largest single item of the tiny variant;
+    the stage's attention mixes channels right after.
+    """
+    if kind not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {kind!r}")
+    if kind == "depthwise":
+        if c_out % c_in:
+            raise ValueError(f"depthwise fusion needs c_out ({c_out}) to be a multiple of c_in ({c_in})")
+        return nn.Sequential(conv_bn(c_in, c_out, 3, stride=2, groups=c_in, act=act))
     return nn.Sequential(conv_bn(c_in, c_in, 3, stride=2, groups=c_in), conv_bn(c_in, c_out, act=act))

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ._inception_blocks import (ACTIVATIONS, ATTENTIONS, AttentionBlock, InceptionBlock, PatchFusion, PositionConv,
+from ._inception_blocks import (ACTIVATIONS, ATTENTIONS, FUSIONS, AttentionBlock, InceptionBlock, PatchFusion, PositionConv,
                                 conv_bn)
 from ._registry import register_model
 
-__all__ = ["InceptionFormerConfig", "InceptionFormer3StageConfig", "InceptionFormer", "inceptionformer_tiny", "inceptionformer_3stage"]
+__all__ = ["LITE_160KB", "InceptionFormerConfig", "InceptionFormer3StageConfig", "InceptionFormer", "inceptionformer_tiny", "inceptionformer_3stage"]
 
 _STAGE_KINDS = ("inception", "attention")
 
@@ -33,16 +33,24 @@ class InceptionFormerConfig:
     in_channels: int = 1
     num_classes: int = 3
     stem_channels: int = 16
+    stem_strides: tuple[int, ...] = (2, 2)  # strides of the stem's two convolutions (kernels 7 and 5)
     widths: tuple[int, ...] = (32, 64, 128, 256)
     depths: tuple[int, ...] = (1, 1, 1, 1)
     stage_kinds: tuple[str, ...] = ("inception", "inception", "attention", "attention")
     # MLP hidden width / token width (0: no MLP); small in the late stages, where one 1x1 conv
     # at 256 channels costs 64 KB of the 160 KB int8 flash budget.
     mlp_ratios: tuple[float, ...] = (2.0, 2.0, 0.5, 0.0)
+    # patch fusion into each stage (see PatchFusion): "separable" or "depthwise" (channel
+    # multiplier); the 128 -> 256 pointwise fusion alone is 36 KB of int8 flash. See LITE_160KB
+    # for the configuration that fits 160 KB.
+    fusions: tuple[str, ...] = ("separable", "separable", "separable", "separable")
+    position_convs: bool = True  # a depthwise position conv at the start of every attention stage
     kernels: tuple[int, ...] = (3, 11, 31)
     branch_ratio: float = 0.125  # channels per depthwise branch (InceptionNeXt's default)
     attention: str = "mhsa"
-    attention_dim: int = 32  # width of q, k and v in every attention stage (flash budget again)
+    # width of q, k and v in every attention stage: 32 costs 27 KB more int8 flash than 16
+    # (weights and per-channel quantization parameters of q/k/v/proj at 128 and 256 channels)
+    attention_dim: int = 32
     head_dim: int = 16
     sra_reduction: int = 2
     window_tokens: int = 8
@@ -51,15 +59,17 @@ class InceptionFormerConfig:
 
     def __post_init__(self) -> None:
         # JSON round trips turn tuples into lists; keep the dataclass hashable
-        for name in ("widths", "depths", "stage_kinds", "mlp_ratios", "kernels"):
+        for name in ("widths", "depths", "stage_kinds", "mlp_ratios", "kernels", "fusions", "stem_strides"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.sampling_rate_hz <= 0:
             raise ValueError(f"sampling_rate_hz must be > 0, got {self.sampling_rate_hz}")
         if self.window_samples <= 0 or self.num_classes < 2 or self.in_channels < 1:
             raise ValueError("window_samples must be > 0, num_classes >= 2 and in_channels >= 1")
         n = len(self.widths)
-        if n == 0 or not len(self.depths) == len(self.stage_kinds) == len(self.mlp_ratios) == n:
-            raise ValueError("widths, depths, stage_kinds and mlp_ratios need one entry per stage")
+        if n == 0 or not len(self.depths) == len(self.stage_kinds) == len(self.mlp_ratios) == len(self.fusions) == n:
+            raise ValueError("widths, depths, stage_kinds, mlp_ratios and fusions need one entry per stage")
+        if any(f not in FUSIONS for f in self.fusions):
+            raise ValueError(f"fusions entries must be in {FUSIONS}, got {self.fusions}")
         if any(k not in _STAGE_KINDS for k in self.stage_kinds):
             raise ValueError(f"stage_kinds entries must be in {_STAGE_KINDS}, got {self.stage_kinds}")
         if self.attention not in ATTENTIONS:
@@ -68,8 +78,18 @@ class InceptionFormerConfig:
             raise ValueError(f"act must be one of {tuple(ACTIVATIONS)}, got {self.act!r}")
         if self.head_dim < 1 or self.attention_dim % self.head_dim:
             raise ValueError(f"attention_dim {self.attention_dim} must be a multiple of head_dim {self.head_dim}")
+        if len(self.stem_strides) != 2 or min(self.stem_strides) < 1:
+            raise ValueError(f"stem_strides must be two strides >= 1, got {self.stem_strides}")
         if any(k % 2 == 0 for k in self.kernels):
             raise ValueError(f"kernels must be odd, got {self.kernels}")
+
+
+# inceptionformer_tiny overrides that fit the 160 KB int8 flash (152,816 bytes, 3.25 M MACs):
+# every int8 conv output channel costs 28 bytes besides its weights (int32 bias + float32 scale and
+# int64 zero point for weight and bias), so the 256-wide stage dominated. Not the registered
+# default because no checkpoint of it has passed the export's 0.5-point int8 gate yet.
+LITE_160KB = {"fusions": ("separable", "separable", "separable", "depthwise"), "mlp_ratios": (2.0, 1.0, 0.5, 0.0),
+              "attention_dim": 16, "head_dim": 8}
 
 
 @dataclass(frozen=True)
@@ -81,18 +101,20 @@ class InceptionFormer3StageConfig(InceptionFormerConfig):
     depths: tuple[int, ...] = (1, 1, 1)
     stage_kinds: tuple[str, ...] = ("inception", "inception", "attention")
     mlp_ratios: tuple[float, ...] = (2.0, 2.0, 1.0)
+    fusions: tuple[str, ...] = ("separable", "separable", "separable")
 
 
 class InceptionFormer(nn.Module):
     def __init__(self, config: InceptionFormerConfig) -> None:  # or a subclass
         super().__init__()
         self.config = c = config
-        self.stem = nn.Sequential(conv_bn(c.in_channels, c.stem_channels, 7, stride=2, act="relu"),
-                                  conv_bn(c.stem_channels, c.stem_channels, 5, stride=2, act=c.act))
+        s1, s2 = c.stem_strides
+        self.stem = nn.Sequential(conv_bn(c.in_channels, c.stem_channels, 7, stride=s1, act="relu"),
+                                  conv_bn(c.stem_channels, c.stem_channels, 5, stride=s2, act=c.act))
         stages, width = [], c.stem_channels
-        for w, depth, kind, ratio in zip(c.widths, c.depths, c.stage_kinds, c.mlp_ratios):
-            layers: list[nn.Module] = [PatchFusion(width, w, c.act)]
-            if kind == "attention":
+        for w, depth, kind, ratio, fusion in zip(c.widths, c.depths, c.stage_kinds, c.mlp_ratios, c.fusions):
+            layers: list[nn.Module] = [PatchFusion(width, w, c.act, fusion)]
+            if kind == "attention" and c.position_convs:
                 layers.append(PositionConv(w))
                 layers += [AttentionBlock(w, attention=c.attention, dim=c.attention_dim, heads=c.attention_dim // c.head_dim,
                                           reduction=c.sra_reduction, window=c.window_tokens, mlp_ratio=ratio,
