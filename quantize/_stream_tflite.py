@@ -44,23 +44,33 @@ def signature_order(model: bytes) -> tuple[list[int], list[int]]:
 
     Read from the graph's input/output tensor names, not the signature map: ai-edge-quantizer
     appends a QUANTIZE op to some outputs (``output_7_output_quantized``) and leaves the
-    signature pointing at the tensor before it.
+    signature pointing at the tensor before it. An output that is another tensor passed through
+    keeps that tensor's name (a state holding exactly the input block is the input ``args_0``
+    itself); such an output takes its place from the signature map, which names it there.
     """
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_content=model)
+    signature = interp._get_full_signature_list().get(_SIGNATURE, {})
 
-    def ordered(details: list, pattern: str) -> list[int]:
-        keyed = {}
+    def ordered(details: list, pattern: str, signature_map: dict[str, int]) -> list[int]:
+        named = sorted((int(key.rsplit("_", 1)[1]), int(i)) for key, i in signature_map.items())
+        keyed: dict[int, int] = {}
         for d in details:
-            match = re.search(pattern, d["name"])
-            if match is None:
-                raise ValueError(f"unexpected graph tensor name {d['name']!r}")
-            keyed[int(match.group(1))] = int(d["index"])
+            index, match = int(d["index"]), re.search(pattern, d["name"])
+            if match is None:  # passed through: the first signature position naming this tensor not yet taken
+                free = [k for k, i in named if i == index and k not in keyed]
+                if not free:
+                    raise ValueError(f"unexpected graph tensor name {d['name']!r}")
+                keyed[free[0]] = index
+            else:
+                keyed[int(match.group(1))] = index
+        if sorted(keyed) != list(range(len(details))):
+            raise ValueError(f"graph tensors are not numbered 0..{len(details) - 1}: {sorted(keyed)}")
         return [keyed[k] for k in range(len(keyed))]
 
-    return (ordered(interp.get_input_details(), r"args_(\d+)$"),
-            ordered(interp.get_output_details(), r"output_(\d+)_output(_quantized)?$"))
+    return (ordered(interp.get_input_details(), r"args_(\d+)$", signature.get("inputs", {})),
+            ordered(interp.get_output_details(), r"output_(\d+)_output(_quantized)?$", signature.get("outputs", {})))
 
 
 @torch.no_grad()
@@ -139,11 +149,14 @@ def tie_state_scales(model: bytes, n_outputs: int) -> tuple[bytes, int]:
         if list(qi.scale) == list(qo.scale) and list(qi.zeroPoint) == list(qo.zeroPoint):
             continue
         changed += 1
-        made_by = producer[o]
-        if codes[made_by.opcodeIndex] == op.QUANTIZE and free(o):
+        made_by = producer.get(o)  # None: the output is a graph input passed through (signature_order)
+        if made_by is not None and codes[made_by.opcodeIndex] == op.QUANTIZE and free(o):
             tensors[o].quantization = copy.deepcopy(qi)
         elif free(i):
             tensors[i].quantization = copy.deepcopy(qo)
+        elif made_by is None:
+            raise ValueError(f"state {k} is the graph input tensor {o} passed through, with parameters other than "
+                             f"its state input's; they cannot be tied")
         else:  # producer -> hidden (old parameters, read by the graph) -> QUANTIZE -> state output
             hidden = copy.deepcopy(tensors[o])
             hidden.name = None

@@ -217,6 +217,50 @@ def test_map_tensors_pairs_every_step_tensor():
     assert pairs["serving_default_args_0"] == "serving_default_args_0"  # the block is the window's input
 
 
+class _InputState(nn.Module):
+    """A first conv whose history (kernel - 1 = 2 samples) is as long as a 2-sample block: the
+    step's new state is the input block itself, and litert-torch returns the input tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 3, 3, padding=1)
+        self.head = nn.Conv1d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.conv(x)))
+
+
+def test_state_that_is_the_input_block(tmp_path):
+    """A graph output that is the input tensor passed through is named after the input;
+    signature_order places it by the signature map, and the export passes its checks."""
+    pytest.importorskip("litert_torch")
+    pytest.importorskip("ai_edge_quantizer")
+    from quantize._runtimes import tflm_available
+    from quantize._stream_tflite import signature_order, step_to_float
+    from quantize.stream_export import stream_export
+    from wearable.runtime.stateful import StatefulStream
+
+    if not tflm_available():
+        pytest.skip("tflite-micro not installed")
+    torch.manual_seed(0)
+    model = _InputState().eval()
+    model.config = type("C", (), {"in_channels": 1, "window_samples": 32})()
+    step = stream_convert(model, block_samples=2)
+    assert [s.frames for s in step.states] == [2]
+    ins, outs = signature_order(step_to_float(step))
+    assert len(ins) == len(outs) == 2 and outs[1] == ins[0] != outs[0]  # state output = the block
+    signal = np.random.default_rng(0).standard_normal((1, 32 * 8)).astype(np.float32)
+    m = stream_export(model, tmp_path / "s", calibration=signal, holdout=signal[:, ::-1].copy(), name="input_state",
+                      config={"sampling_rate_hz": 100.0, "window_samples": 32, "in_channels": 1}, block_samples=2)
+    io = m["stream"]["tensors"]["int8"]
+    assert io["outputs"][1] == io["inputs"][0]
+    assert m["checks"]["int8_vs_offline_int8_max_steps"] == 0 and m["tflm"]["max_abs_diff"] == 0
+    stream = StatefulStream(tmp_path / "s")
+    whole = stream.run(signal[0])
+    stream.reset()
+    assert np.array_equal(np.concatenate([stream.push(signal[0, i:i + 3]) for i in range(0, 256, 3)], axis=1), whole)
+
+
 def test_runtime_rejects_bad_input(exported, tmp_path):
     from wearable.runtime import ArtifactError
     from wearable.runtime.stateful import StatefulStream
