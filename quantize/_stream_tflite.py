@@ -1,16 +1,14 @@
 """Convert a ``wearable.models.streaming.StreamingModel`` (input block + state tensors) to TFLite.
 
-Same route as ``quantize.backends.litert`` (litert-torch, then ai-edge-quantizer with a plain
-min/max calibration), with several inputs: the block and one tensor per state. litert-torch
-names them ``args_<k>`` / ``output_<k>`` in the signature and sorts them as strings
-(``args_10`` before ``args_2``), so every mapping here goes by name, never by position.
+Same converter as ``quantize.backends.litert`` (litert-torch), with several inputs: the block
+and one tensor per state. litert-torch names them ``args_<k>`` / ``output_<k>`` in the signature
+and sorts them as strings (``args_10`` before ``args_2``), so every mapping here goes by name,
+never by position. Quantization is ``quantize.stream_export``'s (ranges of the window model).
 
 Int8 states: the step reads state ``k`` (input) and writes its successor (output); the runtime
-feeds one back as the other, so both must carry the same scale and zero point. The quantizer
-calibrates them as two tensors, so after quantization ``tie_state_scales`` gives each state
-*input* the parameters of its state *output*: a state input only feeds a CONCATENATION (or a
-SLICE of one), whose int8 kernels requantize inputs that differ from the output, so the graph
-stays correct for any input parameters.
+feeds one back as the other, so both must carry the same scale and zero point. Ranges moved
+from the window model give both the range of the tensor they hold; ``tie_state_scales`` makes
+them equal where the quantizer still left them apart.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from ._quiet import quiet
 from ._strip import _AlignedBuilder
 from .backends.litert import _no_progress
 
-__all__ = ["step_to_float", "step_to_int8", "signature_order", "tie_state_scales", "step_calibration"]
+__all__ = ["step_to_float", "signature_order", "tie_state_scales"]
 
 _SIGNATURE = "serving_default"
 
@@ -71,46 +69,6 @@ def signature_order(model: bytes) -> tuple[list[int], list[int]]:
 
     return (ordered(interp.get_input_details(), r"args_(\d+)$", signature.get("inputs", {})),
             ordered(interp.get_output_details(), r"output_(\d+)_output(_quantized)?$", signature.get("outputs", {})))
-
-
-@torch.no_grad()
-def step_calibration(step: torch.nn.Module, signal: np.ndarray, max_steps: int) -> list[list[np.ndarray]]:
-    """Step inputs ``[block, *states]`` met while streaming ``signal`` ``(C, T)`` from zero states;
-    ``max_steps`` of them, evenly spaced."""
-    b = step.block_samples
-    n = signal.shape[-1] // b
-    x = torch.from_numpy(np.ascontiguousarray(signal[None, :, :n * b], dtype=np.float32))
-    states = step.initial_states()
-    keep = set(np.linspace(0, n - 1, min(max_steps, n)).round().astype(int).tolist())
-    rows = []
-    n_out = len(step.output_rates)
-    for i in range(n):
-        block = x[..., i * b:(i + 1) * b]
-        if i in keep:
-            rows.append([block.numpy().copy(), *(s.numpy().copy() for s in states)])
-        states = list(step(block, *states)[n_out:])
-    return rows
-
-
-def step_to_int8(float_model: bytes, rows: list[list[np.ndarray]]) -> bytes:
-    """Full-int8 flatbuffer (recipe static_wi8_ai8, plain min/max) calibrated on ``rows`` from
-    ``step_calibration``. State parameters are not tied here (``tie_state_scales``).
-
-    (Reusing these ranges for a step model with a longer block, to run the same int8 network
-    offline, does not work: litert-torch fuses and names some tensors differently there.)
-    """
-    with quiet("ai-edge-quantizer"):
-        from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
-        from ai_edge_quantizer.utils import qsv_utils
-
-        manager = recipe_manager.RecipeManager()
-        manager.load_quantization_recipe(recipe.static_wi8_ai8())
-        calib = calibrator.Calibrator(float_model, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
-        data = [{f"args_{k}": np.ascontiguousarray(a, dtype=np.float32) for k, a in enumerate(row)} for row in rows]
-        calib.calibrate({_SIGNATURE: data}, manager)
-        q = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
-        result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
-    return bytes(result.quantized_model)
 
 
 def tie_state_scales(model: bytes, n_outputs: int) -> tuple[bytes, int]:
