@@ -36,6 +36,20 @@ def test_filter_equals_offline_causal_filter(backend):
     assert whole[0] == pytest.approx(0.0, abs=1e-12)  # steady state of the first sample: no step
 
 
+def test_filter_fast_path_equals_public_sosfilt():
+    # The scipy backend calls sosfilt's C kernel directly (its checks cost more than the filtering
+    # of a window): it must give public sosfilt's output and state bit for bit.
+    x = ecg_ppg_simulate(30, sampling_rate=100.0, rhythm="normal", seed=5).ecg - 0.3
+    sos = filter_sos("ecg", sampling_rate=100.0)
+    f = SosFilter(sos, backend="scipy")
+    assert f._kernel is not None  # the fast path is what runs here
+    zi = sosfilt_zi(f.sos) * x[0]
+    for c in _chunks(x, seed=4):
+        ref, zi = sps.sosfilt(f.sos, c, zi=zi)
+        assert np.array_equal(f(c), ref)
+        assert np.array_equal(f._zi, zi)
+
+
 @pytest.mark.parametrize("rates", [(360, 100), (250, 100), (128, 100), (100, 360)])
 def test_resampler_equals_resample_poly(rates):
     x = np.random.default_rng(1).normal(size=4001)

@@ -20,6 +20,7 @@ made, so ``import wearable.runtime`` stays cheap on a Pi.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 from os import PathLike, fspath
@@ -195,10 +196,21 @@ def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
 
 def quantize_with(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
     """``quantize`` with the parameters already looked up (the streaming hot path)."""
-    info = np.iinfo(dtype)
-    v = np.asarray(x, dtype=np.float64) / scale
-    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
+    lo, hi = _int_range(np.dtype(dtype))
+    v = np.divide(x, scale, dtype=np.float64)
+    # trunc(v ± 0.5) == sign(v) * floor(|v| + 0.5) bit for bit, in place: one temporary, not four
+    v += np.copysign(0.5, v)
+    np.trunc(v, out=v)
+    v += zero_point
+    np.maximum(v, lo, out=v)  # == np.clip, without its Python-level dispatch
+    np.minimum(v, hi, out=v)
+    return v.astype(dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _int_range(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)  # ~5 µs to build: a tenth of a small model's invoke
+    return int(info.min), int(info.max)
 
 
 def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:

@@ -59,6 +59,8 @@ class Preprocessor:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64).reshape(len(x), self.n_channels)
+        if self.n_channels == 1 and not self.resamplers:  # the hot path: one channel at the model rate
+            return self._finish(0, x[:, 0])[:, None]
         cols = []
         for c in range(self.n_channels):
             v = x[:, c]
@@ -76,5 +78,9 @@ class Preprocessor:
 
     def _finish(self, c: int, v: np.ndarray) -> np.ndarray:
         scale, clip = self.clips[c]
-        v = self.filters[c](v)
-        return np.clip(v * scale if scale != 1.0 else v, -clip, clip)
+        v = self.filters[c](v)  # a new array: scaled and clipped in place
+        if scale != 1.0:
+            v *= scale
+        # maximum/minimum == np.clip for finite input, without np.clip's Python-level dispatch
+        np.maximum(v, -clip, out=v)
+        return np.minimum(v, clip, out=v)
