@@ -40,9 +40,10 @@ import numpy as np
 
 from wearable import CHECKPOINT_DIR
 
+from ._stream_ranges import map_tensors
+
 __all__ = ["stream_export", "map_tensors", "main", "FLOAT_TOL", "INT8_TOL_STEPS"]
 
-log = logging.getLogger("quantize")
 FLOAT_TOL = 1e-4  # float stream vs offline, relative to the largest |output| (float32 rounding only)
 INT8_TOL_STEPS = 1  # int8 stream vs the int8 network run offline: one output step (issue 8)
 _TFLM_STEPS = 32
@@ -70,6 +71,8 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
 
     from . import _files, fold_batchnorm
     from ._runtimes import run_litert, run_tflm, tflm_version
+    from ._stream_manifest import build_manifest, io_quant, raw_outputs, recorded_steps, sha256, sig, write_manifest
+    from ._stream_ranges import as_windows, quantize_ranges, window_ranges
     from ._stream_tflite import signature_order, step_to_float, tie_state_scales
     from ._strip import strip_tensor_names
     from ._tflite import NotFullIntegerError, check_full_int8
@@ -78,7 +81,7 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
     say = progress or (lambda stage: None)
     out_dir = Path(out_dir)
     _files.check_target(out_dir, overwrite)
-    windows = _as_windows(calibration, int(config["window_samples"]))
+    windows = as_windows(calibration, int(config["window_samples"]))
     say("convert")
     folded, _ = fold_batchnorm(model.eval())
     step = stream_convert(folded, block_samples=block_samples)
@@ -93,11 +96,11 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
     float_tflite = step_to_float(step)
     say("quantize")
     window_float = to_float(folded, windows)
-    ranges = _window_ranges(window_float, windows)
-    window_int8 = strip_tensor_names(_quantize(window_float, ranges))  # == quantize.export's model_int8.tflite
+    ranges = window_ranges(window_float, windows)
+    window_int8 = strip_tensor_names(quantize_ranges(window_float, ranges))  # == quantize.export's model_int8.tflite
     ins, outs = signature_order(float_tflite)
     step_ranges = _moved_ranges(window_float, float_tflite, ranges, tied=list(zip(ins[1:], outs[1:])))
-    tflite, n_tied = tie_state_scales(_quantize(float_tflite, step_ranges), 1)
+    tflite, n_tied = tie_state_scales(quantize_ranges(float_tflite, step_ranges), 1)
     tflite = strip_tensor_names(tflite)
     try:
         summary = check_full_int8(tflite)
@@ -107,8 +110,8 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
         reference = folded(torch.from_numpy(holdout[None]))[0].numpy()  # offline, whole signal at once
     say("offline int8")
     offline_float = to_float(folded, holdout[None])  # the same network over the whole signal at once
-    offline_int8 = _quantize(offline_float, _moved_ranges(window_float, offline_float, ranges))
-    (x_off,), (y_off_q,) = _io_quant(offline_int8)
+    offline_int8 = quantize_ranges(offline_float, _moved_ranges(window_float, offline_float, ranges))
+    (x_off,), (y_off_q,) = io_quant(offline_int8)
     (y_off,) = run_litert(offline_int8, quantize_with(holdout[None], *x_off, np.dtype(np.int8)), reference_kernels=True)
     scale = float(np.abs(reference).max())
     files = {"model_int8.tflite": tflite, FLOAT_MODEL_FILE: float_tflite}
@@ -119,21 +122,21 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
     with _files.staging(out_dir, overwrite) as tmp:
         for fname, data in files.items():
             (tmp / fname).write_bytes(data)
-        manifest = _manifest(step, name, config, labels, summary, io, n_tied)
+        manifest = build_manifest(step, name, config, labels, summary, io, n_tied)
         manifest["quantization"] = {
             "source": "ranges of the window model (quantize.export's route: litert-torch, ai-edge-quantizer "
                       "static_wi8_ai8, plain min/max) moved onto the step graph by map_tensors",
             "calibration_windows": len(windows), "calibration_sha256": _files.array_sha256(windows),
-            "window_model_int8_sha256": _sha256(window_int8),
+            "window_model_int8_sha256": sha256(window_int8),
             "step_tensors_mapped": len(step_ranges),
         }
-        _write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest)
         say("check")
         lo, hi = step.warmup_samples, t_hold - delay
         y_float = StatefulStream(tmp, precision="float").run(holdout)
         float_diff = float(np.abs(y_float[:, delay + lo:] - reference[:, lo:hi]).max())
         ref_stream = StatefulStream(tmp, reference_kernels=True)
-        q_int8 = _raw_outputs(ref_stream, holdout)
+        q_int8 = raw_outputs(ref_stream, holdout)
         y_int8 = dequantize(q_int8, ref_stream._out[0])
         out_scale = ref_stream._out[0]["quantization"][0]
         if tuple(ref_stream._out[0]["quantization"]) != y_off_q:  # the same int8 grid, or steps mean nothing
@@ -144,7 +147,7 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
         agree = float(np.mean(y_int8[:, delay + lo:].argmax(0) == reference[:, lo:hi].argmax(0)) * 100)
         agree_off = float(np.mean(q_int8[:, delay + lo:].argmax(0) == y_off[0][:, lo:hi].argmax(0)) * 100)
         say("tflite-micro")
-        x_rows, y_rows = _recorded_steps(ref_stream, holdout, _TFLM_STEPS)
+        x_rows, y_rows = recorded_steps(ref_stream, holdout, _TFLM_STEPS)
         try:
             y_tflm, arena = run_tflm(tflite, *x_rows, n_outputs=len(y_rows))
         except Exception as exc:
@@ -154,15 +157,15 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
             "signal_samples": t_hold, "compared_samples": hi - lo,
             "reference": "offline model (BatchNorm folded) on the whole signal; stream sample t + delay vs "
                          "offline sample t, for warmup_samples <= t < T - delay",
-            "float_max_abs_diff": _sig(float_diff), "float_tolerance": _sig(FLOAT_TOL * max(scale, 1.0)),
+            "float_max_abs_diff": sig(float_diff), "float_tolerance": sig(FLOAT_TOL * max(scale, 1.0)),
             "int8_vs_offline_int8_max_steps": int(steps_off.max()),
-            "int8_vs_offline_int8_differing_pct": _sig(float(np.mean(steps_off > 0) * 100)),
-            "int8_vs_offline_int8_argmax_agreement_pct": _sig(agree_off),
+            "int8_vs_offline_int8_differing_pct": sig(float(np.mean(steps_off > 0) * 100)),
+            "int8_vs_offline_int8_argmax_agreement_pct": sig(agree_off),
             "int8_vs_offline_int8_tolerance_steps": INT8_TOL_STEPS,
-            "int8_max_abs_error": _sig(float(int8_err.max())),
-            "int8_max_error_steps": _sig(float(int8_err.max() / out_scale)),
-            "int8_mean_abs_error": _sig(float(int8_err.mean())),
-            "int8_argmax_agreement_pct": _sig(agree),
+            "int8_max_abs_error": sig(float(int8_err.max())),
+            "int8_max_error_steps": sig(float(int8_err.max() / out_scale)),
+            "int8_mean_abs_error": sig(float(int8_err.mean())),
+            "int8_argmax_agreement_pct": sig(agree),
             "full_int8": True,
         }
         manifest["tflm"] = {"arena_bytes": arena, "steps": _TFLM_STEPS, "max_abs_diff": tflm_diff,
@@ -173,133 +176,8 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
         if steps_off.max() > INT8_TOL_STEPS:
             raise StreamCheckFailed(f"the int8 stream differs from the int8 network run offline by "
                                     f"{int(steps_off.max())} output steps (> {INT8_TOL_STEPS})")
-        _write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest)
     return manifest
-
-
-def _as_windows(calibration: np.ndarray, width: int) -> np.ndarray:
-    x = np.asarray(calibration, dtype=np.float32)
-    if x.ndim == 2:  # a signal (C, T): consecutive windows
-        n = x.shape[1] // width
-        if n < 1:
-            raise ValueError(f"calibration signal shorter than one window ({x.shape[1]} < {width} samples)")
-        x = x[:, :n * width].reshape(x.shape[0], n, width).transpose(1, 0, 2)
-    if x.ndim != 3 or x.shape[-1] != width or len(x) < 1:
-        raise ValueError(f"calibration must be windows (n, C, {width}) or a signal (C, T), got {np.shape(calibration)}")
-    return np.ascontiguousarray(x)
-
-
-def _raw_outputs(stream, signal: np.ndarray) -> np.ndarray:
-    """The int8 values of the stream's first output over ``signal`` (from zero states)."""
-    stream.reset()
-    rows = []
-    for i in range(signal.shape[1] // stream.block):
-        stream.push(signal[:, i * stream.block:(i + 1) * stream.block])
-        rows.append(stream._interp.get_tensor(stream._out[0]["index"])[0])
-    return np.concatenate(rows, axis=1)
-
-
-def _recorded_steps(stream, signal: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Int8 inputs (block, states) and outputs of the first ``n`` steps of ``stream`` on ``signal``."""
-    from wearable.runtime.interpreter import quantize_with
-
-    stream.reset()
-    ins: list[list[np.ndarray]] = []
-    outs: list[list[np.ndarray]] = []
-    interp = stream._interp
-    for i in range(n):
-        block = signal[:, i * stream.block:(i + 1) * stream.block]
-        xq = quantize_with(block[None], *stream._x_q, np.dtype(stream._in[0]["dtype"]))
-        ins.append([xq, *stream._states])
-        stream.push(block)
-        outs.append([interp.get_tensor(d["index"]) for d in stream._out])
-    return ([np.concatenate([r[k] for r in ins]) for k in range(len(ins[0]))],
-            [np.concatenate([r[k] for r in outs]) for k in range(len(outs[0]))])
-
-
-def _manifest(step, name: str, config: dict, labels, summary, io: dict, n_tied: int) -> dict:
-    return {
-        "schema_version": 1,
-        "model": {"name": name, "config": config},
-        "labels": labels,
-        "sampling_rate_hz": float(config["sampling_rate_hz"]),
-        "window_samples": int(config["window_samples"]),
-        "in_channels": int(config.get("in_channels", 1)),
-        "stream": {
-            "mode": "external state (kws_streaming): states are model inputs and outputs, fed back by the caller",
-            "block_samples": step.block_samples, "delay_samples": step.delay_samples,
-            "warmup_samples": step.warmup_samples, "output_rates": list(step.output_rates),
-            "states": [{"name": s.name, "shape": list(s.shape), "rate": s.rate, "input": k + 1, "output": 1 + k}
-                       for k, s in enumerate(step.states)],
-            "state_values": int(sum(s.channels * s.frames for s in step.states)),
-            "state_scales_tied": n_tied,
-            "tensors": io,
-        },
-        "op_count": summary.op_count,
-        "ops": [{"name": n, "version": v, "count": summary.operators.count(n)} for n, v in summary.opcodes],
-    }
-
-
-def _write_manifest(tmp: Path, manifest: dict) -> None:
-    from ai_edge_litert.interpreter import Interpreter
-
-    from . import _files
-
-    model = (tmp / "model_int8.tflite").read_bytes()
-    interp = Interpreter(model_content=model)
-    by_index = {d["index"]: d for d in [*interp.get_input_details(), *interp.get_output_details()]}
-    io = manifest["stream"]["tensors"]["int8"]
-
-    def entry(i: int) -> dict:
-        d = by_index[i]
-        scale, zero = d["quantization"]
-        return {"index": i, "name": d["name"], "shape": [int(s) for s in d["shape"]], "dtype": "int8",
-                "scale": float(scale), "zero_point": int(zero)}
-
-    manifest["inputs"] = [entry(i) for i in io["inputs"]]
-    manifest["outputs"] = [entry(i) for i in io["outputs"]]
-    for s in manifest["stream"]["states"]:
-        s["scale"], s["zero_point"] = manifest["inputs"][s["input"]]["scale"], manifest["inputs"][s["input"]]["zero_point"]
-    manifest["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": _files.file_sha256(p)}
-                         for p in sorted(tmp.iterdir()) if p.name != "manifest.json"}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
-def _sig(x: float) -> float:
-    return float(f"{x:.6g}")
-
-
-# --------------------------------------------------------------------------- ranges of the window model
-
-def _window_ranges(window_float: bytes, windows: np.ndarray) -> dict:
-    """Per-tensor min/max of the window model over ``windows``: what ``quantize.export`` calibrates
-    (``backends.litert.float_to_int8``: plain min/max over the windows holding some extreme)."""
-    from ._quiet import quiet
-    from .backends.litert import _SIGNATURE, extreme_windows
-
-    with quiet("ai-edge-quantizer"):
-        from ai_edge_litert.interpreter import Interpreter
-        from ai_edge_quantizer import calibrator, recipe, recipe_manager
-        from ai_edge_quantizer.utils import qsv_utils
-
-        (input_name,) = Interpreter(model_content=window_float).get_signature_list()[_SIGNATURE]["inputs"]
-        manager = recipe_manager.RecipeManager()
-        manager.load_quantization_recipe(recipe.static_wi8_ai8())
-        calib = calibrator.Calibrator(window_float, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
-        feeds = [{input_name: windows[i:i + 1]} for i in extreme_windows(window_float, windows)]
-        calib.calibrate({_SIGNATURE: feeds}, manager)
-        return calib.get_model_qsvs()
-
-
-def _quantize(float_model: bytes, ranges: dict) -> bytes:
-    """Full int8 (recipe static_wi8_ai8) from per-tensor ranges keyed by ``float_model``'s tensor names."""
-    from ._quiet import quiet
-
-    with quiet("ai-edge-quantizer"):
-        from ai_edge_quantizer import quantizer, recipe
-
-        q = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
-        return bytes(q.quantize(ranges, enable_progress_bar=False, enable_progress_report=False).quantized_model)
 
 
 def _moved_ranges(reference: bytes, target: bytes, ranges: dict, tied: list[tuple[int, int]] = ()) -> dict:
@@ -307,97 +185,10 @@ def _moved_ranges(reference: bytes, target: bytes, ranges: dict, tied: list[tupl
     pairs = map_tensors(reference, target, tied=tied)
     missing = sorted(t for t, r in pairs.items() if r is None or r not in ranges)
     if missing:
-        raise StreamCheckFailed(f"{len(missing)} tensors of the converted graph have no counterpart with a range in "
-                                f"the window model (first: {missing[0]}); its int8 form would not equal the offline one")
+        raise StreamCheckFailed(f"{len(missing)} tensors of the converted graph have no counterpart with a range "
+                                f"in the window model (first: {missing[0]}); its int8 form would not equal the "
+                                f"offline one")
     return {t: ranges[r] for t, r in pairs.items()}
-
-
-def _io_quant(model: bytes) -> tuple[list[tuple], list[tuple]]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=model)
-    return ([tuple(d["quantization"]) for d in interp.get_input_details()],
-            [tuple(d["quantization"]) for d in interp.get_output_details()])
-
-
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
-# --------------------------------------------------------------------------- pairing tensors of two graphs
-
-# Ops whose output holds values of their first input (same int8 parameters in the quantizer).
-_CARRIERS = {"RESHAPE", "TRANSPOSE", "SLICE", "STRIDED_SLICE", "PAD", "PADV2", "SQUEEZE", "EXPAND_DIMS"}
-_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}  # weights are input 1
-
-
-class _Graph:
-    def __init__(self, model: bytes) -> None:
-        from ai_edge_litert import schema_py_generated as schema
-        from ai_edge_litert.tools import flatbuffer_utils
-
-        names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        m = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
-        g = m.subgraphs[0]
-        codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in m.operatorCodes]
-        self.ops = [(names[codes[o.opcodeIndex]], [int(i) for i in o.inputs if i >= 0], [int(i) for i in o.outputs])
-                    for o in g.operators]
-        self.names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in g.tensors]
-        data = [m.buffers[t.buffer].data for t in g.tensors]
-        self.data = [None if d is None or len(d) == 0 else bytes(d) for d in data]  # None: an activation
-        self.inputs = [int(i) for i in g.inputs]
-
-
-def map_tensors(reference: bytes, target: bytes, *, tied: list[tuple[int, int]] = ()) -> dict[str, str | None]:
-    """Pair every activation tensor of ``target`` with the ``reference`` tensor holding the same
-    values, two float ``.tflite`` conversions of one network (e.g. a step model and the window
-    model); returns target name -> reference name (None where no pair was found).
-
-    Convolutions and fully connected ops pair by identical weights and paired inputs, other ops
-    by type and paired inputs; layout ops, slices and pads carry their input's partner; a
-    concatenation of one partner (a state and the new frames of a tensor) carries it to its
-    state inputs. ``tied``: (input, output) tensor indices of the same state, paired alike.
-    """
-    ref, tgt = _Graph(reference), _Graph(target)
-    canon: dict[int, int] = {}  # reference tensor -> the tensor whose values it carries
-    for op, ins, outs in ref.ops:
-        for o in outs:
-            canon[o] = canon.get(ins[0], ins[0]) if op in _CARRIERS else o
-    c = lambda t: canon.get(t, t)  # noqa: E731
-    by_key: dict[tuple, list[int]] = {}
-    for k, (op, ins, outs) in enumerate(ref.ops):
-        if op in _CARRIERS:
-            continue
-        dyn = [c(i) for i in ins if ref.data[i] is None]
-        weights = ref.data[ins[1]] if op in _WEIGHTED else None
-        by_key.setdefault((op, weights, tuple(sorted(dyn))), []).append(outs[0])
-    pair = {tgt.inputs[0]: c(ref.inputs[0])}
-    for _ in range(len(tied) + 2):  # a state pairs through its partner, which may come later in the graph
-        for a, b in tied:
-            if a in pair and b not in pair:
-                pair[b] = pair[a]
-            elif b in pair and a not in pair:
-                pair[a] = pair[b]
-        for op, ins, outs in tgt.ops:
-            dyn = [i for i in ins if tgt.data[i] is None]
-            if outs[0] in pair or not dyn:
-                continue
-            known = {pair[i] for i in dyn if i in pair}
-            if op in _CARRIERS and dyn[0] in pair:
-                pair[outs[0]] = pair[dyn[0]]
-            elif op == "CONCATENATION" and len(known) == 1 and all(i in pair or i in tgt.inputs for i in dyn):
-                for i in dyn:  # along time: a state and the frames it precedes
-                    pair.setdefault(i, next(iter(known)))
-                pair[outs[0]] = next(iter(known))
-            elif all(i in pair for i in dyn):
-                weights = tgt.data[ins[1]] if op in _WEIGHTED else None
-                found = by_key.get((op, weights, tuple(sorted(pair[i] for i in dyn))), [])
-                if len(found) == 1:
-                    pair[outs[0]] = found[0]
-    used = {t for _, ins, outs in tgt.ops for t in (*ins, *outs) if tgt.data[t] is None}
-    return {tgt.names[t]: ref.names[pair[t]] if t in pair else None for t in sorted(used)}
 
 
 # --------------------------------------------------------------------------- command line
@@ -470,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         if not ev_path.is_file():
             raise ValueError(f"{ckpt}: no evaluation set {ev_path.name} (make one with python -m quantize.evalset)")
         ev = load_evalset(ev_path)
-        n_cal = args.calibration_windows or _export_settings(ckpt).get("calibration_windows") or DEFAULT_CALIBRATION_WINDOWS
+        n_cal = (args.calibration_windows or _export_settings(ckpt).get("calibration_windows")
+                 or DEFAULT_CALIBRATION_WINDOWS)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
