@@ -84,7 +84,7 @@ def test_baseline_scores_and_summary_mean_sd():
     rows = [{"task": "hr", "metric": "mae_bpm", "method": m, "encoder": "plain", "fraction": 0.1, "seed": s,
              "n_train": 5, "test": v, "test_snr": {"10": v + 1}}
             for m, vals in (("scratch", (4.0, 6.0)), ("cmssl_finetune", (3.0, 3.0))) for s, v in enumerate(vals)]
-    out = summary(rows, [0.1], [10.0], ["plain"])["hr"]
+    out = summary(rows, [0.1], ["plain"])["hr"]
     assert out["cells"]["scratch"]["0.1"]["mean"] == 5.0
     assert out["cells"]["scratch"]["0.1"]["sd"] == pytest.approx(np.sqrt(2.0))  # sample sd
     assert out["cells"]["CM-SSL fine-tune"]["0.1"]["values"] == [3.0, 3.0]

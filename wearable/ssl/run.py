@@ -1,16 +1,19 @@
-"""Run the CM-SSL pipeline and write the label-efficiency and robustness tables (PPG-only student).
+"""Run the CM-SSL pipeline and write the label-efficiency and robustness tables (PPG- or ECG-only student).
 
-Stage 1: VQ tokenizer on paired BIDMC ECG + PPG windows (train split), codebook usage and
-perplexity per epoch, with fixed 0.5 s patches (cmssl) or patches cut at the ECG's R peaks
-(cmsslbeat). Stage 2: PPG-only student trained on the frozen tokenizer's code indices.
-Baselines pretrain the same student encoder on the same PPG windows with NT-Xent (SimCLR) or
+Stage 1: VQ tokenizer on paired BIDMC ECG + PPG windows (train split, plus --synthetic simulated
+pairs), codebook usage and perplexity per epoch, with fixed 0.5 s patches (cmssl) or patches cut
+at the ECG's R peaks (cmsslbeat). Stage 2: a one-modality student trained on the frozen
+tokenizer's code indices: PPG-only for the PPG tasks, ECG-only for the ECG task. Baselines
+pretrain the same student encoder on the same windows of that modality with NT-Xent (SimCLR) or
 masked-patch reconstruction. Stage 3, per downstream --tasks: hr (BIDMC PPG heart rate, MAE
-bpm, subject-wise split) and af (synthetic PPG AF vs sinus, macro F1 %), with the student
-trained from scratch or linear-probed / fine-tuned from each pretrained encoder, at each label
-fraction and seed. Pretraining runs once per encoder with seed 0, or with every seed under
---reseed-pretraining, so that the spread covers pretraining too. Every downstream model is also
-scored on its test windows with synthetic motion bursts at each --snrs. --encoders repeats
-everything for encoder variants (residual / squeeze-and-excitation ablation).
+bpm, subject-wise split), af (synthetic PPG AF vs sinus, macro F1 %) and, when asked for,
+ecg_beat (MIT-BIH AAMI N/S/V/F beats on the ECG, train DS1, test DS2, macro F1 %), with the
+student trained from scratch or linear-probed / fine-tuned from each pretrained encoder, at
+each label fraction and seed. Pretraining runs once per encoder with seed 0, or with every seed
+under --reseed-pretraining, so that the spread covers pretraining too. Every downstream model is
+also scored on its test windows with synthetic motion bursts at each --snrs (PPG) or NSTDB
+--ecg-noises at each --ecg-snrs (ECG). --encoders repeats everything for encoder variants
+(residual / squeeze-and-excitation ablation).
 
 Writes to --out: report.json (every run), table.md and table.json (mean ± sd over seeds per
 task, method and label fraction), the pretrained weights; --export also writes the checkpoint
@@ -35,30 +38,30 @@ import numpy as np
 import torch
 
 from wearable.cli_util import UsageError, check_writable_dir
-from wearable.data import load_windows
+from wearable.data import NSTDB_NOISES, load_windows
 from wearable.models import create
 
 from ._report import student_export, tables_write
-from ._stages import ENCODERS, FAMILIES, MODEL, paired_align, pretrain, tokenize
-from .robustness import ppg_motion_add
-from .tasks import DOWNSTREAM, baseline_score, downstream_load
+from ._stages import ENCODERS, FAMILIES, MODEL, paired_align, paired_synthetic, pretrain, tokenize
+from .tasks import DEFAULT_TASKS, DOWNSTREAM, baseline_score, downstream_load, robustness_sets, task_window
 
 __all__ = ["main", "METHODS", "ENCODERS"]
 
 METHODS = ("scratch", *(f"{f}_{m}" for f in FAMILIES for m in ("probe", "finetune")))
 DEFAULT_METHODS = ("scratch", "cmssl_finetune", "cmsslbeat_finetune", "ntxent_finetune", "masked_finetune")
 EXPORTED = "cmssl_finetune"  # the HR model exported with --export
-SMOKE = {"epochs": 1, "steps": 10, "limit": 96, "seeds": "0", "fractions": "0.1,1.0", "snrs": "10"}
+SMOKE = {"epochs": 1, "steps": 10, "limit": 96, "seeds": "0", "fractions": "0.1,1.0", "snrs": "10", "ecg_snrs": "6"}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m wearable.ssl.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=os.environ.get("WEARABLE_DATA_DIR"),
-                   help="folder with bidmc/ (default $WEARABLE_DATA_DIR)")
+                   help="folder with bidmc/ (and mitdb/, nstdb/ for ecg_beat; default $WEARABLE_DATA_DIR)")
     p.add_argument("--out", default="runs/cmssl", help="output folder (default runs/cmssl)")
-    p.add_argument("--tasks", default=",".join(DOWNSTREAM),
-                   help=f"downstream tasks, comma-separated (default and accepted: {','.join(DOWNSTREAM)})")
+    p.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
+                   help=f"downstream tasks, comma-separated (default {','.join(DEFAULT_TASKS)}; accepted: "
+                        f"{','.join(DOWNSTREAM)}; ecg_beat trains the ECG-only student, needs mitdb/ and nstdb/)")
     p.add_argument("--epochs", type=int, default=8, help="pretraining epochs of every pretraining stage (default 8)")
     p.add_argument("--steps", type=int, default=400, help="downstream optimisation steps per run (batch 64, default 400)")
     p.add_argument("--fractions", default="0.01,0.1,1.0",
@@ -68,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-ratio", type=float, default=0.5, help="masked patches per window (default 0.5)")
     p.add_argument("--snrs", default="20,10,5,0",
                    help="motion-artifact SNRs in dB for the robustness table, comma-separated ('' for none)")
+    p.add_argument("--ecg-snrs", default="24,12,6,0",
+                   help="NSTDB noise SNRs in dB on the ECG task's test windows, comma-separated ('' for none)")
+    p.add_argument("--ecg-noises", default="em",
+                   help=f"NSTDB noises for the ECG task, comma-separated (default em; accepted: "
+                        f"{','.join(NSTDB_NOISES)})")
+    p.add_argument("--synthetic", type=int, default=0,
+                   help="simulated paired ECG + PPG windows added to the pretraining windows (default 0)")
     p.add_argument("--sampling-rate", type=float, default=64.0, help="Hz (default 64)")
     p.add_argument("--window", type=int, default=512, help="samples per window (default 512 = 8 s)")
     p.add_argument("--limit", type=int, default=None,
@@ -82,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--export", action="store_true",
                    help=f"checkpoint and int8-export the HR {EXPORTED} student (first encoder and seed, largest fraction)")
     p.add_argument("--smoke", action="store_true",
-                   help="CI-sized run: defaults " + ", ".join(f"--{k} {v}" for k, v in SMOKE.items())
+                   help="CI-sized run: defaults " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in SMOKE.items())
                         + " (explicit flags still win)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -112,6 +122,8 @@ def _check(args: argparse.Namespace) -> None:
     for name in ("epochs", "steps", "num_codes", "window"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.synthetic < 0:
+        raise UsageError("--synthetic must be >= 0")
     if args.limit is not None and args.limit < 8:
         raise UsageError("--limit must be >= 8")
     if args.window % 32:
@@ -121,6 +133,8 @@ def _check(args: argparse.Namespace) -> None:
     args.fractions = _floats(args.fractions, "fractions", 0.0, 1.0)
     args.seeds = [int(s) for s in _floats(args.seeds, "seeds", -1.0, 1e9)]
     args.snrs = _floats(args.snrs, "snrs", -1e3, 1e3)
+    args.ecg_snrs = _floats(args.ecg_snrs, "ecg-snrs", -1e3, 1e3)
+    args.ecg_noises = _names(args.ecg_noises, "ecg-noises", NSTDB_NOISES)
     if not args.fractions or not args.seeds:
         raise UsageError("--fractions and --seeds need at least one value")
     args.tasks = _names(args.tasks, "tasks", DOWNSTREAM)
@@ -143,17 +157,19 @@ def _downstream(args, task, data: dict, noisy: dict, method: str, encoder: str, 
     family, _, mode = method.partition("_")
     train = _subset(*data["train"], fraction, seed)
     torch.manual_seed(seed)
-    model = create(MODEL, sampling_rate_hz=args.sampling_rate, window_samples=args.window,
+    window = task_window(task, sampling_rate_hz=args.sampling_rate, window_samples=args.window)
+    model = create(MODEL, sampling_rate_hz=args.sampling_rate, window_samples=window,
                    num_classes=task.num_classes, **ENCODERS[encoder])
-    if family != "scratch":
-        model.encoder.load_state_dict(weights[family])
+    if family != "scratch":  # the encoder is convolutional: pretrained on --window, it runs on any window
+        model.encoder.load_state_dict(weights[task.modality, family])
     fit = task.fit(model, train, data["val"], mode=mode or "scratch", steps=args.steps, seed=seed,
                    lr=1e-2 if mode == "probe" else 3e-3, progress=progress)
     val = fit.pop("val_mae", None) if "val_mae" in fit else 100.0 * fit.pop("val_f1")
-    row = {"task": task.name, "metric": task.metric, "model": MODEL, "encoder": encoder, "method": method,
+    row = {"task": task.name, "metric": task.metric, "model": MODEL, "modality": task.modality, "encoder": encoder,
+           "method": method,
            "fraction": fraction, "seed": seed, "n_train": len(train[0]), "val": val,
            "test": task.score(model, *data["test"]), **fit,
-           "test_snr": {f"{s:g}": task.score(model, x, data["test"][1]) for s, x in noisy.items()}}
+           "test_snr": {k: task.score(model, x, data["test"][1]) for k, x in noisy.items()}}
     return model, row
 
 
@@ -165,20 +181,26 @@ def run(args: argparse.Namespace, say=print) -> dict:
     families = [f for f in FAMILIES if any(m.startswith(f + "_") for m in args.methods)]
     paired = ({s: load_windows("bidmc", "paired", split=s, hop_samples=args.window // 4, **spec).x
                for s in ("train", "val")} if families else {})
+    if paired and args.synthetic:  # training windows only: codebook health stays measured on real BIDMC
+        paired["train"] = np.concatenate([paired["train"], paired_synthetic(
+            args.synthetic, sampling_rate=args.sampling_rate, window=args.window, seed=0)])
+    modalities = list(dict.fromkeys(DOWNSTREAM[t].modality for t in args.tasks))
     aligned = paired_align(paired, args, say) if "cmsslbeat" in families else {}
     data = {t: downstream_load(t, **spec) for t in args.tasks}
     say("paired windows: " + ", ".join(f"{s} {len(v)}" for s, v in paired.items()) + "; " + "; ".join(
         f"{t} windows: " + ", ".join(f"{s} {len(v[0])}" for s, v in d.items()) for t, d in data.items()))
     progress = not args.quiet
-    report: dict = {"data": {k: v for k, v in spec.items() if k != "data_dir"}, "steps": args.steps,
+    report: dict = {"data": {k: v for k, v in spec.items() if k != "data_dir"}, "synthetic": args.synthetic,
+                    "steps": args.steps,
                     "epochs": args.epochs, "command": args.command, "pretraining": {},
                     "baseline": {t: baseline_score(DOWNSTREAM[t], d) for t, d in data.items()}}
-    noisy = {t: {snr: ppg_motion_add(d["test"][0], snr, sampling_rate=args.sampling_rate) for snr in args.snrs}
-             for t, d in data.items()}
+    noisy = {t: robustness_sets(DOWNSTREAM[t], d["test"][0], sampling_rate=args.sampling_rate,
+                                snrs=args.ecg_snrs if DOWNSTREAM[t].noise == "nstdb" else args.snrs,
+                                noises=args.ecg_noises, data_dir=args.data_dir) for t, d in data.items()}
     results, kept = [], None
     tokens: dict[tuple[str, int], dict] = {}  # (family, pretraining seed) -> tokenizer history and codes
     for encoder in args.encoders:
-        weights: dict[str, dict] = {}
+        weights: dict[tuple[str, str], dict] = {}  # (modality, family) -> encoder weights
         for seed in args.seeds:  # seeds outermost: a cut-short run still has every fraction of seed 0
             pseed = seed if args.reseed_pretraining else 0
             for family in families if (args.reseed_pretraining or not weights) else ():
@@ -191,8 +213,11 @@ def run(args: argparse.Namespace, say=print) -> dict:
                         report["pretraining"][f"tokenizer{'_beat' if beat else ''}_seed{pseed}"] = \
                             tokens[family, pseed]["history"]
                     codes = tokens[family, pseed]["codes"]
-                weights[family], hist = pretrain(family, encoder, args, paired, codes, pseed, progress, say)
-                report["pretraining"][f"{family}_{encoder}_seed{pseed}"] = hist
+                for modality in modalities:
+                    weights[modality, family], hist = pretrain(family, encoder, args, paired, codes, pseed,
+                                                               progress, say, modality)
+                    report["pretraining"][f"{family}{'' if modality == 'ppg' else '_' + modality}_{encoder}"
+                                          f"_seed{pseed}"] = hist
             for name in args.tasks:
                 task = DOWNSTREAM[name]
                 for fraction in args.fractions:
