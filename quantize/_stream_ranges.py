@@ -1,16 +1,17 @@
-"""Ranges of the window model, moved onto another conversion of the same network (``quantize.stream_export``).
+"""Tensor pairing for ``quantize.stream_export``: ranges of the window model moved onto another
+conversion of the same network.
 
-The step model carries the int8 parameters of the non-streaming int8 model: ``window_ranges``
-calibrates the window model as ``quantize.export`` does, ``map_tensors`` pairs the step graph's
-tensors with the window graph's (litert-torch names the two graphs' tensors differently), and
-``quantize_ranges`` quantizes a graph from ranges keyed by its own tensor names.
+The step model carries the int8 parameters of the non-streaming int8 model: the window model is
+calibrated as ``quantize.export`` does (``backends.litert.calibrate``), ``map_tensors`` pairs the
+step graph's tensors with the window graph's (litert-torch names the two graphs' tensors
+differently), and ``backends.litert.quantize_ranges`` quantizes the step graph from the moved ranges.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_windows", "window_ranges", "quantize_ranges", "map_tensors"]
+__all__ = ["as_windows", "map_tensors"]
 
 
 def as_windows(calibration: np.ndarray, width: int) -> np.ndarray:
@@ -23,43 +24,6 @@ def as_windows(calibration: np.ndarray, width: int) -> np.ndarray:
     if x.ndim != 3 or x.shape[-1] != width or len(x) < 1:
         raise ValueError(f"calibration must be windows (n, C, {width}) or a signal (C, T), got {np.shape(calibration)}")
     return np.ascontiguousarray(x)
-
-
-def window_ranges(window_float: bytes, windows: np.ndarray) -> dict:
-    """Per-tensor min/max of the window model over ``windows``, keyed by its tensor names.
-
-    This is the calibration half of ``backends.litert.float_to_int8`` (``quantize.export``'s
-    route), step for step: recipe static_wi8_ai8, plain min/max, the windows ``extreme_windows``
-    picks. That function returns only the int8 model, and the ranges themselves are needed here
-    to move them onto other graphs; ``quantize_ranges`` of them equals its output byte for byte
-    (manifest ``window_model_int8_sha256``, checked in tests/test_stateful_streaming.py).
-    """
-    from ._quiet import quiet
-    from .backends.litert import _SIGNATURE, extreme_windows
-
-    with quiet("ai-edge-quantizer"):
-        from ai_edge_litert.interpreter import Interpreter
-        from ai_edge_quantizer import calibrator, recipe, recipe_manager
-        from ai_edge_quantizer.utils import qsv_utils
-
-        (input_name,) = Interpreter(model_content=window_float).get_signature_list()[_SIGNATURE]["inputs"]
-        manager = recipe_manager.RecipeManager()
-        manager.load_quantization_recipe(recipe.static_wi8_ai8())
-        calib = calibrator.Calibrator(window_float, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
-        feeds = [{input_name: windows[i:i + 1]} for i in extreme_windows(window_float, windows)]
-        calib.calibrate({_SIGNATURE: feeds}, manager)
-        return calib.get_model_qsvs()
-
-
-def quantize_ranges(float_model: bytes, ranges: dict) -> bytes:
-    """Full int8 (recipe static_wi8_ai8) from per-tensor ranges keyed by ``float_model``'s tensor names."""
-    from ._quiet import quiet
-
-    with quiet("ai-edge-quantizer"):
-        from ai_edge_quantizer import quantizer, recipe
-
-        q = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
-        return bytes(q.quantize(ranges, enable_progress_bar=False, enable_progress_report=False).quantized_model)
 
 
 # Ops whose output holds values of their first input (same int8 parameters in the quantizer).

@@ -72,11 +72,11 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
     from . import _files, fold_batchnorm
     from ._runtimes import run_litert, run_tflm, tflm_version
     from ._stream_manifest import build_manifest, io_quant, raw_outputs, recorded_steps, sha256, sig, write_manifest
-    from ._stream_ranges import as_windows, quantize_ranges, window_ranges
+    from ._stream_ranges import as_windows
     from ._stream_tflite import signature_order, step_to_float, tie_state_scales
     from ._strip import strip_tensor_names
     from ._tflite import NotFullIntegerError, check_full_int8
-    from .backends.litert import to_float
+    from .backends.litert import calibrate, quantize_ranges, to_float
 
     say = progress or (lambda stage: None)
     out_dir = Path(out_dir)
@@ -96,7 +96,7 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
     float_tflite = step_to_float(step)
     say("quantize")
     window_float = to_float(folded, windows)
-    ranges = window_ranges(window_float, windows)
+    ranges = calibrate(window_float, windows)  # quantize.export's ranges
     window_int8 = strip_tensor_names(quantize_ranges(window_float, ranges))  # == quantize.export's model_int8.tflite
     ins, outs = signature_order(float_tflite)
     step_ranges = _moved_ranges(window_float, float_tflite, ranges, tied=list(zip(ins[1:], outs[1:])))

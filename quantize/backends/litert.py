@@ -31,7 +31,8 @@ from torch import nn
 
 from .._quiet import quiet
 
-__all__ = ["to_int8", "to_float", "float_to_int8", "extreme_windows", "versions", "SETTINGS"]
+__all__ = ["to_int8", "to_float", "float_to_int8", "calibrate", "quantize_ranges", "extreme_windows", "versions",
+           "SETTINGS"]
 
 RECIPE = "static_wi8_ai8"
 SETTINGS = {"converter": "litert_torch.convert", "quantizer": "ai_edge_quantizer", "recipe": RECIPE,
@@ -59,9 +60,16 @@ def float_to_int8(float_model: bytes, calibration: np.ndarray, *, extremes: np.n
 
     ``extremes``: ``extreme_windows(float_model, calibration)`` when the caller has it already.
     """
+    return quantize_ranges(float_model, calibrate(float_model, calibration, extremes=extremes))
+
+
+def calibrate(float_model: bytes, calibration: np.ndarray, *, extremes: np.ndarray | None = None) -> dict:
+    """Per-tensor ranges (plain min/max) of ``float_model`` over the calibration windows, keyed by
+    its tensor names: ``float_to_int8``'s calibration, for callers that move the ranges onto
+    another conversion of the same network (``quantize.stream_export``)."""
     with quiet("ai-edge-quantizer"):
         from ai_edge_litert.interpreter import Interpreter
-        from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
+        from ai_edge_quantizer import calibrator, recipe, recipe_manager
         from ai_edge_quantizer.utils import qsv_utils
 
         signature = Interpreter(model_content=float_model).get_signature_list()[_SIGNATURE]
@@ -72,8 +80,16 @@ def float_to_int8(float_model: bytes, calibration: np.ndarray, *, extremes: np.n
         windows = np.ascontiguousarray(calibration, dtype=np.float32)
         chosen = extreme_windows(float_model, windows) if extremes is None else extremes
         calib.calibrate({_SIGNATURE: [{input_name: windows[i:i + 1]} for i in chosen]}, manager)
+        return calib.get_model_qsvs()
+
+
+def quantize_ranges(float_model: bytes, ranges: dict) -> bytes:
+    """Full int8 (recipe static_wi8_ai8) from per-tensor ranges keyed by ``float_model``'s tensor names."""
+    with quiet("ai-edge-quantizer"):
+        from ai_edge_quantizer import quantizer, recipe
+
         q = quantizer.Quantizer(float_model, recipe.static_wi8_ai8())
-        result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
+        result = q.quantize(ranges, enable_progress_bar=False, enable_progress_report=False)
     return bytes(result.quantized_model)
 
 
