@@ -26,6 +26,8 @@ from .runtime import ArtifactError, RateMismatchError, StreamRuntime, load_artif
 
 __all__ = ["main", "read_record"]
 
+_PER_WINDOW = ("class", "estimate")  # one event per window: written only with --class-events
+
 
 class _InputError(ValueError):
     pass
@@ -82,7 +84,7 @@ def read_record(path: str, *, sampling_rate: float | None = None, channel: str |
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m wearable.stream", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Events (JSON lines): class, rhythm, artifact, beat, hr; "
+                                 epilog="Events (JSON lines): class, estimate, rhythm, artifact, beat, hr; "
                                         "times in seconds of stream time. See wearable.runtime.streaming.")
     ap.add_argument("artifact", metavar="ARTIFACT_DIR", help="an exported artifact (manifest.json, model_int8.tflite)")
     ap.add_argument("--record", required=True, metavar="PATH", help="WFDB record path without extension, or a .csv")
@@ -101,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--rails", type=float, nargs=2, metavar=("LOW", "HIGH"), help="sensor rails: saturation")
     ap.add_argument("--backend", help="TFLite backend (default: first installed)")
     ap.add_argument("--out", default="-", metavar="FILE", help="JSON-lines file for events (default stdout)")
-    ap.add_argument("--class-events", action="store_true", help="also write one 'class' event per window")
+    ap.add_argument("--class-events", action="store_true", help="also write the per-window 'class' (or a regression model's 'estimate') events")
     ap.add_argument("--plot", metavar="PNG", help="draw a stretch of the model input with the events")
     ap.add_argument("--plot-start", type=float, default=0.0, metavar="S", help="plot from S seconds (default 0)")
     ap.add_argument("--plot-seconds", type=float, default=60.0, metavar="S", help="plot length (default 60)")
@@ -151,9 +153,10 @@ def _run(args: argparse.Namespace) -> int:
     def write(events: list[dict]) -> None:
         for e in events:
             counts[e["type"]] += 1
-            if plot and e["type"] != "class":
+            per_window = e["type"] in _PER_WINDOW
+            if plot and not per_window:
                 kept.append(e)
-            if e["type"] != "class" or args.class_events:
+            if not per_window or args.class_events:
                 out.write(json.dumps(e) + "\n")
 
     try:
@@ -166,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
             if not args.quiet and now - last_progress > 0.25:
                 last_progress = now
                 print(f"\r{desc}: {done:8.1f} / {duration:.1f} s  windows {rt.windows}  "
-                      f"events {sum(counts.values()) - counts['class']}", end="", file=sys.stderr, flush=True)
+                      f"events {sum(counts.values()) - counts['class'] - counts['estimate']}", end="", file=sys.stderr, flush=True)
         write(rt.flush())
     finally:
         if out is not sys.stdout:

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wearable.runtime import StreamRuntime, available_backends, invoke, load_artifact, load_interpreter, quantize
+from wearable.runtime import (StreamRuntime, available_backends, dequantize, invoke, load_artifact, load_interpreter,
+                              quantize)
 
 _ROOT = os.environ.get("WEARABLE_ARTIFACTS_DIR")
 pytestmark = pytest.mark.skipif(not _ROOT, reason="WEARABLE_ARTIFACTS_DIR is not set")
@@ -68,15 +69,19 @@ def test_stream_windows_equal_offline_windows(art_dir: Path):
     x = _signal(2 * art.window / art.sampling_rate, art.sampling_rate)
     pre = []
     rt = StreamRuntime(art, backend=_backend(), on_samples=lambda m0, y: pre.append(y))
-    events = [e for e in rt.push(x) + rt.flush() if e["type"] in ("class",)]
+    events = [e for e in rt.push(x) + rt.flush() if e["type"] in ("class", "estimate")]
+    assert len(events) == (0 if rt.mode == "segmentation" else rt.windows)
     y = np.concatenate(pre)
     interp = load_interpreter(art.model, backend=_backend())
-    d = interp.get_input_details()[0]
+    d, out = interp.get_input_details()[0], interp.get_output_details()[0]
     w, hop = art.window, art.hop
     for k, e in enumerate(events):
         win = quantize(y[k * hop:k * hop + w, :].T[None], d)
-        probs = invoke(interp, win)[0]
-        assert art.labels[int(np.argmax(probs))] == e["label"]
+        raw = invoke(interp, win)[0]
+        if e["type"] == "class":
+            assert art.labels[int(np.argmax(raw))] == e["label"]
+        else:  # a regression model: the dequantized output value
+            assert e["value"] == pytest.approx(float(dequantize(raw, out)[0, 0]), abs=1e-3)
         assert e["start"] == pytest.approx(k * hop / art.sampling_rate)
 
 

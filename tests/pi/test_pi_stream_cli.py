@@ -19,9 +19,21 @@ pytestmark = pytest.mark.skipif(not _ROOT, reason="WEARABLE_ARTIFACTS_DIR is not
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _artifact() -> Path:
+def _artifact(classifier: bool = False) -> Path:
+    """The first artifact under $WEARABLE_ARTIFACTS_DIR (with ``classifier``: the first whose output
+    is one probability vector per window, skipping the test when there is none)."""
     root = Path(_ROOT)
-    return root if (root / "manifest.json").is_file() else sorted(p.parent for p in root.glob("*/manifest.json"))[0]
+    found = [root] if (root / "manifest.json").is_file() else sorted(p.parent for p in root.glob("*/manifest.json"))
+    if classifier:
+        found = [p for p in found if _is_classifier(json.loads((p / "manifest.json").read_text()))]
+    if not found:
+        pytest.skip("no (classification) artifact under $WEARABLE_ARTIFACTS_DIR")
+    return found[0]
+
+
+def _is_classifier(manifest: dict) -> bool:
+    shape = manifest["outputs"][0]["shape"]
+    return len(shape) == 2 and shape[1] > 1
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -39,7 +51,7 @@ def test_csv_at_another_rate_streams_to_jsonl(tmp_path):
     rows[2500:2550] = ["nan"] * 50  # a sensor hiccup: 0.2 s of NaN
     (tmp_path / "rec.csv").write_text("mv\n" + "\n".join(rows))
     out = tmp_path / "ev.jsonl"
-    res = _cli(str(_artifact()), "--record", str(tmp_path / "rec.csv"), "--sampling-rate", "250",
+    res = _cli(str(_artifact(classifier=True)), "--record", str(tmp_path / "rec.csv"), "--sampling-rate", "250",
                "--out", str(out), "--class-events", "--quiet", "--chunk", "100")
     assert res.returncode == 0, res.stderr
     events = [json.loads(line) for line in out.read_text().splitlines()]

@@ -46,7 +46,7 @@ def _play(x, sizes, mode="classification", **kw):
     return events + rt.flush(), rt
 
 
-@pytest.mark.parametrize("mode", ["classification", "segmentation"])
+@pytest.mark.parametrize("mode", ["classification", "segmentation", "regression"])
 def test_chunk_invariance(mode):
     x = np.concatenate([_ecg(20, amp=0.2), _ecg(20, amp=2.0, seed=1), _ecg(20, amp=0.2, seed=2)])
     x[3000:3040] = np.nan
@@ -77,6 +77,25 @@ def test_classification_smoothing_threshold_and_episodes():
     assert [e["label"] for e in rhythm] == ["low", INCONCLUSIVE, "high"]
     assert rhythm[0]["start"] == 0.0 and rhythm[-1]["end"] == cls[-1]["end"]
     assert all(a["end"] == b["start"] for a, b in zip(rhythm, rhythm[1:]))  # episodes tile stream time
+
+
+def test_regression_model_gives_estimates_and_hr_not_a_class():
+    # a (1, 1) output is a value, not a one-class softmax (which would always say p = 1.0)
+    x = np.concatenate([_ecg(10, amp=0.2), _ecg(10, amp=2.0, seed=1)])
+    x[1200:1210] = np.nan
+    events, rt = _play(x, 100, "regression", smoothing=2)
+    assert rt.mode == "regression" and not any(e["type"] in ("class", "rhythm") for e in events)
+    est = [e for e in events if e["type"] == "estimate"]
+    assert len(est) == rt.windows and all(e["label"] == "hr_bpm" for e in est)
+    # the fake's value grows with the window's peak: larger beats, larger estimate
+    assert est[0]["value"] < est[-1]["value"]
+    assert est[-1]["smoothed"] == pytest.approx((est[-1]["value"] + est[-2]["value"]) / 2, abs=1e-3)
+    dirty = [e for e in est if e["start"] < 12.1 and e["end"] > 12.0]  # windows over the NaN run
+    assert dirty and all(e["smoothed"] == INCONCLUSIVE for e in dirty)
+    hr = [e for e in events if e["type"] == "hr"]
+    assert [h["t"] for h in hr] == [e["end"] for e in est if e["smoothed"] != INCONCLUSIVE]
+    assert all(h["bpm"] == pytest.approx(e["smoothed"], abs=0.01) for h, e in
+               zip(hr, [e for e in est if e["smoothed"] != INCONCLUSIVE]))
 
 
 def test_segmentation_beats_hr_and_latency():

@@ -3,7 +3,7 @@
 ``fake_artifact(mode)`` returns an ``Artifact`` whose manifest looks like an export (100 Hz,
 ECG band-pass from the real design) and ``FakeInterpreter`` a deterministic stand-in with
 the TFLite interpreter API: the classification fake says "high" when the window's largest
-absolute int8 value is large, the segmentation fake labels ``qrs`` where the sample is large,
+absolute int8 value is large, the regression fake returns a value that grows with it, the segmentation fake labels ``qrs`` where the sample is large,
 ``motion`` where it sits at the clip, ``clean``/``background`` elsewhere.
 """
 
@@ -25,8 +25,8 @@ _SCALE, _ZERO = 0.02, 0
 
 def fake_artifact(mode: str = "classification", *, window: int = 200, hop: int = 50, rate: float = 100.0) -> Artifact:
     """A manifest-only artifact (no model bytes): pair it with ``FakeInterpreter``."""
-    labels = ["low", "high"] if mode == "classification" else ["background", "qrs", "motion"]
-    out_shape = [1, len(labels)] if mode == "classification" else [1, len(labels), window]
+    labels = {"classification": ["low", "high"], "regression": ["hr_bpm"]}.get(mode, ["background", "qrs", "motion"])
+    out_shape = [1, len(labels)] if mode in ("classification", "regression") else [1, len(labels), window]
     manifest = {
         "schema_version": 1, "sampling_rate_hz": rate, "window_samples": window, "hop_samples": hop,
         "labels": labels, "files": {},
@@ -65,7 +65,10 @@ class FakeInterpreter:
     def invoke(self) -> None:
         self.calls += 1
         x = self._x[0, 0].astype(np.int32)
-        if len(self.out_shape) == 2:
+        if self.out_shape == (1, 1):
+            # a value that grows with the window's largest |int8| (6.0 + max / 20 after dequantization)
+            self._y = np.array([[min(127, 60 + int(np.abs(x).max()) // 2)]], np.int8)
+        elif len(self.out_shape) == 2:
             # a peak above 0.5 mV (25 int8 steps) anywhere in the window means "high"; logits +-5.
             high = np.abs(x).max() > 25
             self._y = np.array([[-50, 50]] if high else [[50, -50]], np.int8)

@@ -25,7 +25,13 @@ clock. Events are plain dicts (JSON-ready), by ``type``:
               for a segmentation model with a ``clean`` label, runs of the other labels.
 ``beat``      ``t``, ``label`` (segmentation model with a ``qrs`` label: centre of each run of
               at least ``BEAT_MIN_WIDTH_S``, except one within ``BEAT_REFRACTORY_S`` of the last beat).
-``hr``        ``t``, ``bpm``: 60 / median RR of the beats in the last ``hr_interval_s``.
+``hr``        ``t``, ``bpm``: 60 / median RR of the beats in the last ``hr_interval_s``; for a
+              regression model whose label is ``hr_bpm``, its ``smoothed`` estimate at the
+              window's end (clean windows only).
+``estimate``  one per window of a regression model (output ``(1, 1)``): ``start``, ``end``,
+              ``label``, ``value`` (this window), ``smoothed`` (mean of the last ``smoothing``
+              clean windows' values, or ``"inconclusive"`` when this window overlaps an input
+              artifact).
 
 Bad input: NaN/inf samples are replaced by the last finite value of their channel (0 before
 any) so filters stay finite, and reported as ``nonfinite`` artifacts; ``gap(n)`` inserts
@@ -116,7 +122,9 @@ class StreamRuntime:
         self._out_scale, self._out_zero = quant_params(self._out)
         out_shape = tuple(int(s) for s in self._out["shape"])
         self.labels = artifact.labels
-        if len(out_shape) == 2:
+        if out_shape == (1, 1):
+            self.mode = "regression"  # one output value: softmax over it would always say 1.0
+        elif len(out_shape) == 2:
             self.mode = "classification"
         elif len(out_shape) == 3 and out_shape[1:] == (len(self.labels), self.window):
             self.mode = "segmentation"
@@ -335,6 +343,8 @@ class StreamRuntime:
         clean = not self._overlaps((e - w) / fs, e / fs)
         if self.mode == "classification":
             self._classify(logits, e, clean, key)
+        elif self.mode == "regression":
+            self._regress(float(logits[0]), e, clean, key)
         else:
             self._segment(logits, e, key)
 
@@ -365,6 +375,17 @@ class StreamRuntime:
                         "label": self._episode[0]}, key, _PHASE_MODEL)
             self._episode = (smoothed, start)
         self._last_end = e / fs
+
+    def _regress(self, value: float, e: int, clean: bool, key: int) -> None:
+        fs, w, label = self.model_rate, self.window, self.labels[0]
+        smoothed: float | str = INCONCLUSIVE
+        if clean:
+            self._probs.append(value)
+            smoothed = round(sum(self._probs) / len(self._probs), 4)
+        self._emit({"type": "estimate", "start": _r((e - w) / fs), "end": _r(e / fs), "label": label,
+                    "value": round(value, 4), "smoothed": smoothed}, key, _PHASE_MODEL)
+        if label == "hr_bpm" and clean:
+            self._emit({"type": "hr", "t": _r(e / fs), "bpm": round(float(smoothed), 2)}, key, _PHASE_MODEL)
 
     def _segment(self, logits: np.ndarray, e: int, key: int) -> None:
         p = np.exp(logits - logits.max(axis=0, keepdims=True))
