@@ -1,4 +1,4 @@
-"""Shared fixtures: ``data_dir``, the PhysioNet data root for tests marked ``realdata``."""
+"""Shared fixtures: ``data_dir`` (the PhysioNet data root for tests marked ``realdata``), ``one_torch_thread``."""
 
 from __future__ import annotations
 
@@ -15,3 +15,13 @@ def data_dir() -> Path:
     if not root.is_dir():
         pytest.skip(f"PhysioNet data not found at {root} (set WEARABLE_DATA_DIR)")
     return root
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (results of small trainings then match across machines)."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

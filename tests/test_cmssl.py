@@ -17,12 +17,7 @@ from wearable.ssl import codes_predict, regression_fit, regression_mae, student_
 WINDOW = 128  # 4 patches of 32 samples
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _paired(n: int, seed: int = 0) -> np.ndarray:

@@ -17,12 +17,7 @@ from wearable.ssl._stages import paired_synthetic  # noqa: E402
 FS = 64.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fake_nstdb(data_dir, noise):

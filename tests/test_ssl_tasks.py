@@ -20,12 +20,7 @@ from wearable.ssl.tasks import DOWNSTREAM, baseline_score  # noqa: E402
 FS = 64.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_r_peaks_find_matches_simulated_beats():
