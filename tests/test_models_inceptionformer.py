@@ -239,6 +239,8 @@ def test_ecg_models_help_and_bad_input(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: unknown model") and "resnet18_1d" in err[0]
     assert main(["--epochs", "0", "--out", str(tmp_path)]) == 2
+    assert main(["--qat-epochs", "-1", "--out", str(tmp_path)]) == 2
+    assert main(["--qat-lr", "0", "--out", str(tmp_path)]) == 2
     assert main(["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
     assert not any(tmp_path.iterdir())  # nothing written on bad input
     for name, _ in MODELS.values():

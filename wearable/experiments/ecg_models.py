@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
                         "optimized ADD and BATCH_MATMUL round differently, so residual and attention nets fail the "
                         "1-step TFLM gate although both runtimes are right")
     p.add_argument("--seed", type=int, default=0, help="data subset and weight seed (default: %(default)s)")
+    p.add_argument("--qat-epochs", type=int, default=0,
+                   help="quantization-aware fine-tuning epochs after training (recipe_qat: the same recipe, "
+                        "calibrated on the calibration windows); 0 = none (default: %(default)s)")
+    p.add_argument("--qat-lr", type=float, default=1e-4, help="learning rate of that fine-tuning (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch logs")
     return p
 
@@ -150,7 +154,7 @@ def _one(key: str, data: dict[str, Any], args: argparse.Namespace, out: Path) ->
     from wearable.training import save_checkpoint
     from wearable.training.loop import predict, seed_everything
 
-    from ._ecg_recipe import Recipe, recipe_fit
+    from ._ecg_recipe import Recipe, recipe_fit, recipe_qat
 
     name, cfg = MODELS[key]
     started = time.time()
@@ -161,6 +165,11 @@ def _one(key: str, data: dict[str, Any], args: argparse.Namespace, out: Path) ->
     recipe = Recipe(epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, seed=args.seed)
     row["training"] = recipe_fit(model, data["train"].x, data["train"].y, data["val"], recipe=recipe,
                                  sampling_rate_hz=RATE_HZ, progress=not args.quiet)
+    if args.qat_epochs:
+        qat = Recipe(epochs=args.qat_epochs, samples_per_epoch=args.samples_per_epoch, lr=args.qat_lr, seed=args.seed)
+        row["qat"] = recipe_qat(model, data["train"].x, data["train"].y, data["val"],
+                                calibration=data["train"].x[data["calibration"]], recipe=qat, sampling_rate_hz=RATE_HZ,
+                                progress=not args.quiet)
     row["train_seconds"] = round(time.time() - started, 1)
     test = data["test"]
     fp32 = classification_report(test.y, predict(model, test.x).argmax(axis=1), LABELS)
@@ -263,8 +272,10 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"unknown model(s) {unknown}; accepted: {', '.join(MODELS)}")
     if args.epochs < 1 or args.samples_per_epoch < 1 or args.hop_samples < 1:
         raise UsageError("--epochs, --samples-per-epoch and --hop-samples must be >= 1")
-    if args.train_windows < 0 or args.synthetic_windows < 0:
-        raise UsageError("--train-windows and --synthetic-windows must be >= 0")
+    if args.train_windows < 0 or args.synthetic_windows < 0 or args.qat_epochs < 0:
+        raise UsageError("--train-windows, --synthetic-windows and --qat-epochs must be >= 0")
+    if not args.qat_lr > 0:
+        raise UsageError("--qat-lr must be > 0")
     if args.calibration_windows < 1 or args.holdout_windows < 1:
         raise UsageError("--calibration-windows and --holdout-windows must be >= 1")
     if args.data_dir is not None and not args.data_dir.is_dir():
