@@ -15,7 +15,7 @@ from typing import Iterator, Mapping
 import numpy as np
 from torch import nn
 
-__all__ = ["check_target", "staging", "write_npz", "file_sha256", "array_sha256", "weights_sha256"]
+__all__ = ["check_target", "staging", "write_npz", "file_sha256", "bytes_sha256", "array_sha256", "weights_sha256"]
 
 
 def check_target(out_dir: Path, overwrite: bool) -> None:
@@ -76,7 +76,11 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compress: bool = 
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return bytes_sha256(path.read_bytes())
+
+
+def bytes_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def array_sha256(x: np.ndarray) -> str:

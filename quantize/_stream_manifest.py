@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["raw_outputs", "recorded_steps", "build_manifest", "write_manifest", "sig", "io_quant", "sha256"]
+__all__ = ["raw_outputs", "recorded_steps", "build_manifest", "write_manifest", "sig", "io_quant"]
 
 
 def raw_outputs(stream, signal: np.ndarray) -> np.ndarray:
@@ -98,9 +98,3 @@ def io_quant(model: bytes) -> tuple[list[tuple], list[tuple]]:
     interp = Interpreter(model_content=model)
     return ([tuple(d["quantization"]) for d in interp.get_input_details()],
             [tuple(d["quantization"]) for d in interp.get_output_details()])
-
-
-def sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()

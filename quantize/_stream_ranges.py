@@ -65,7 +65,7 @@ def map_tensors(reference: bytes, target: bytes, *, tied: list[tuple[int, int]] 
             canon[o] = canon.get(ins[0], ins[0]) if op in _CARRIERS else o
     c = lambda t: canon.get(t, t)  # noqa: E731
     by_key: dict[tuple, list[int]] = {}
-    for k, (op, ins, outs) in enumerate(ref.ops):
+    for op, ins, outs in ref.ops:
         if op in _CARRIERS:
             continue
         dyn = [c(i) for i in ins if ref.data[i] is None]

@@ -71,7 +71,7 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
 
     from . import _files, fold_batchnorm
     from ._runtimes import run_litert, run_tflm, tflm_version
-    from ._stream_manifest import build_manifest, io_quant, raw_outputs, recorded_steps, sha256, sig, write_manifest
+    from ._stream_manifest import build_manifest, io_quant, raw_outputs, recorded_steps, sig, write_manifest
     from ._stream_ranges import as_windows
     from ._stream_tflite import signature_order, step_to_float, tie_state_scales
     from ._strip import strip_tensor_names
@@ -127,7 +127,7 @@ def stream_export(model: Any, out_dir: str | Path, *, calibration: np.ndarray, h
             "source": "ranges of the window model (quantize.export's route: litert-torch, ai-edge-quantizer "
                       "static_wi8_ai8, plain min/max) moved onto the step graph by map_tensors",
             "calibration_windows": len(windows), "calibration_sha256": _files.array_sha256(windows),
-            "window_model_int8_sha256": sha256(window_int8),
+            "window_model_int8_sha256": _files.bytes_sha256(window_int8),
             "step_tensors_mapped": len(step_ranges),
         }
         write_manifest(tmp, manifest)

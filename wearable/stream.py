@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--rails", type=float, nargs=2, metavar=("LOW", "HIGH"), help="sensor rails: saturation")
     ap.add_argument("--backend", help="TFLite backend (default: first installed)")
     ap.add_argument("--out", default="-", metavar="FILE", help="JSON-lines file for events (default stdout)")
-    ap.add_argument("--class-events", action="store_true", help="also write the per-window 'class' (or a regression model's 'estimate') events")
+    ap.add_argument("--class-events", action="store_true",
+                    help="also write the per-window 'class' (or a regression model's 'estimate') events")
     ap.add_argument("--plot", metavar="PNG", help="draw a stretch of the model input with the events")
     ap.add_argument("--plot-start", type=float, default=0.0, metavar="S", help="plot from S seconds (default 0)")
     ap.add_argument("--plot-seconds", type=float, default=60.0, metavar="S", help="plot length (default 60)")
@@ -168,8 +169,9 @@ def _run(args: argparse.Namespace) -> int:
                 time.sleep(done - (now - t_start))
             if not args.quiet and now - last_progress > 0.25:
                 last_progress = now
-                print(f"\r{desc}: {done:8.1f} / {duration:.1f} s  windows {rt.windows}  "
-                      f"events {sum(counts.values()) - counts['class'] - counts['estimate']}", end="", file=sys.stderr, flush=True)
+                events = sum(n for kind, n in counts.items() if kind not in _PER_WINDOW)
+                print(f"\r{desc}: {done:8.1f} / {duration:.1f} s  windows {rt.windows}  events {events}", end="",
+                      file=sys.stderr, flush=True)
         write(rt.flush())
     finally:
         if out is not sys.stdout:

@@ -3,8 +3,9 @@
 ``fake_artifact(mode)`` returns an ``Artifact`` whose manifest looks like an export (100 Hz,
 ECG band-pass from the real design) and ``FakeInterpreter`` a deterministic stand-in with
 the TFLite interpreter API: the classification fake says "high" when the window's largest
-absolute int8 value is large, the regression fake returns a value that grows with it, the segmentation fake labels ``qrs`` where the sample is large,
-``motion`` where it sits at the clip, ``clean``/``background`` elsewhere.
+absolute int8 value is large, the regression fake returns a value that grows with it, the
+segmentation fake labels ``qrs`` where the sample is large, ``motion`` where it sits at the clip,
+``clean``/``background`` elsewhere.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ __all__ = [
     "quantize",
     "quantize_with",
     "dequantize",
+    "dequantize_with",
     "quant_params",
 ]
 
@@ -215,8 +216,12 @@ def _int_range(dtype: np.dtype) -> tuple[int, int]:
 
 def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
     """Integer array -> float32 ``(q - zero_point) * scale``."""
-    scale, zero = quant_params(detail)
-    return ((np.asarray(q, dtype=np.float64) - zero) * scale).astype(np.float32)
+    return dequantize_with(q, *quant_params(detail))
+
+
+def dequantize_with(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """``dequantize`` with the parameters already looked up (the streaming hot path)."""
+    return ((np.asarray(q, dtype=np.float64) - zero_point) * scale).astype(np.float32)
 
 
 def _check_backend(backend: str) -> None:

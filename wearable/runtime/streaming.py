@@ -63,7 +63,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .artifact import Artifact
-from .interpreter import load_interpreter, quant_params, quantize_with
+from .interpreter import dequantize_with, load_interpreter, quant_params, quantize_with
 from .preprocess import Preprocessor
 from .ringbuffer import RingBuffer
 
@@ -142,7 +142,7 @@ class StreamRuntime:
         self._hold = np.zeros(self.n_channels)
         self._runs: dict[str, int | None] = {k: None for k in ARTIFACT_INPUT_KINDS}  # open run start (sensor idx)
         self._flags: deque = deque()  # (start_s, end_s or None) of input artifacts, for window checks
-        self._probs: deque = deque(maxlen=smoothing)
+        self._recent: deque = deque(maxlen=smoothing)  # last clean outputs: probability vectors or values
         self._episode: tuple[str, float] | None = None
         self._last_end = 0.0
         self._seg_acc = np.zeros((len(self.labels), self.window)) if self.mode == "segmentation" else None
@@ -338,8 +338,7 @@ class StreamRuntime:
         out = self.interp.get_tensor(self._out["index"])
         self.interpreter_s += time.perf_counter() - t0
         self.windows += 1
-        # dequantize() with the parameters looked up once (same float32 rounding)
-        logits = ((out[0] - np.float64(self._out_zero)) * self._out_scale).astype(np.float32).astype(np.float64)
+        logits = dequantize_with(out[0], self._out_scale, self._out_zero).astype(np.float64)
         clean = not self._overlaps((e - w) / fs, e / fs)
         if self.mode == "classification":
             self._classify(logits, e, clean, key)
@@ -359,8 +358,8 @@ class StreamRuntime:
         p /= p.sum()
         top = int(p.argmax())
         if clean:
-            self._probs.append(p)
-            mean = sum(self._probs) / len(self._probs)  # == np.mean(axis=0) bit for bit, a tenth of its cost
+            self._recent.append(p)
+            mean = sum(self._recent) / len(self._recent)  # == np.mean(axis=0) bit for bit, a tenth of its cost
             best = int(mean.argmax())
             smoothed = self.labels[best] if mean[best] >= self.threshold else INCONCLUSIVE
         else:
@@ -380,8 +379,8 @@ class StreamRuntime:
         fs, w, label = self.model_rate, self.window, self.labels[0]
         smoothed: float | str = INCONCLUSIVE
         if clean:
-            self._probs.append(value)
-            smoothed = round(sum(self._probs) / len(self._probs), 4)
+            self._recent.append(value)
+            smoothed = round(sum(self._recent) / len(self._recent), 4)
         self._emit({"type": "estimate", "start": _r((e - w) / fs), "end": _r(e / fs), "label": label,
                     "value": round(value, 4), "smoothed": smoothed}, key, _PHASE_MODEL)
         if label == "hr_bpm" and clean:
