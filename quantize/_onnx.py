@@ -14,13 +14,15 @@ from ._quiet import quiet
 __all__ = ["export_onnx", "onnx_max_abs_diff", "onnx_outputs", "quantize_onnx_nncf", "ONNX_OPSET"]
 
 ONNX_OPSET = 18
+_STACK_TRACE = "pkg.torch.onnx.stack_trace"  # file:line of the tracing Python: machine-specific
 
 
 def export_onnx(model: nn.Module, example: np.ndarray, *, n_outputs: int = 1) -> bytes:
     """Serialized ONNX model (opset 18, dynamic batch) of an eval-mode ``model``.
 
     Input is named ``input``; outputs ``output`` (or ``output_0``, ``output_1`` … when the
-    model returns a tuple). The bytes depend only on the model and the library versions.
+    model returns a tuple). The bytes depend only on the model and the library versions: the
+    exporter's per-node Python stack traces, which name the checkout's absolute paths, are dropped.
     """
     sample = torch.from_numpy(np.ascontiguousarray(example[:1], dtype=np.float32))
     names = ["output"] if n_outputs == 1 else [f"output_{k}" for k in range(n_outputs)]
@@ -28,7 +30,20 @@ def export_onnx(model: nn.Module, example: np.ndarray, *, n_outputs: int = 1) ->
         program = torch.onnx.export(model.eval(), (sample,), None, dynamo=True, opset_version=ONNX_OPSET,
                                     input_names=["input"], output_names=names,
                                     dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
-        return program.model_proto.SerializeToString()
+        proto = program.model_proto
+    _drop_stack_traces(proto)
+    return proto.SerializeToString()
+
+
+def _drop_stack_traces(proto) -> None:
+    graphs = [proto.graph, *proto.functions]
+    for g in graphs:
+        for node in g.node:
+            keep = [p for p in node.metadata_props if p.key != _STACK_TRACE]
+            if len(keep) != len(node.metadata_props):
+                del node.metadata_props[:]
+                node.metadata_props.extend(keep)
+            graphs.extend(a.g for a in node.attribute if a.HasField("g"))  # control-flow subgraphs
 
 
 def onnx_max_abs_diff(onnx_model: bytes, x: np.ndarray, reference: list[np.ndarray]) -> float:

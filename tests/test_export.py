@@ -237,6 +237,15 @@ def test_onnx_matches_torch(exported, model, data):
 
 
 @pytest.mark.slow
+def test_onnx_files_name_no_path_of_this_machine(exported):
+    # the exporter's stack traces named the checkout's files: the same model gave other bytes elsewhere
+    repo = str(Path(__file__).resolve().parents[1]).encode()
+    for name in ("model.onnx", "model_int8.onnx"):
+        data = (exported[0].directory / name).read_bytes()
+        assert repo not in data and b"site-packages" not in data, name
+
+
+@pytest.mark.slow
 def test_tflite_is_full_int8_and_runs_in_litert(exported, model, data):
     d = exported[0].directory
     summary = check_full_int8((d / "model_int8.tflite").read_bytes())
