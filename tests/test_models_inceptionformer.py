@@ -8,6 +8,8 @@ and window attention, x*sigmoid(1.702x)) run in TFLite Micro.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -242,9 +244,44 @@ def test_ecg_models_help_and_bad_input(capsys, tmp_path):
     assert main(["--qat-epochs", "-1", "--out", str(tmp_path)]) == 2
     assert main(["--qat-lr", "0", "--out", str(tmp_path)]) == 2
     assert main(["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert main(["--seeds", "0,x", "--out", str(tmp_path)]) == 2
+    assert main(["--seeds", "1,1", "--out", str(tmp_path)]) == 2
     assert not any(tmp_path.iterdir())  # nothing written on bad input
     for name, _ in MODELS.values():
         create(name)  # every entry names a registered model
+
+
+def test_ecg_models_summary_is_mean_and_sd_over_seeds():
+    from wearable.experiments.ecg_models import summarize
+
+    rows = [{"model": "a", "seed": 0, "params": 5, "macs": 9, "fp32_macro_f1": 0.4, "int8_macro_f1": 0.5},
+            {"model": "b", "seed": 0, "params": 7, "export_error": "x", "fp32_macro_f1": 0.3},
+            {"model": "a", "seed": 1, "params": 5, "macs": 9, "fp32_macro_f1": 0.6, "int8_macro_f1": 0.7}]
+    a, b = summarize(rows)
+    assert a["seeds"] == [0, 1] and a["fp32_macro_f1"] == pytest.approx(0.5)
+    assert a["fp32_macro_f1_sd"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
+    assert a["int8_macro_f1"] == pytest.approx(0.6)
+    assert b["int8_macro_f1"] is None and b["fp32_macro_f1_sd"] is None and b["macs"] is None
+
+
+def test_ecg_models_two_seeds_end_to_end(tmp_path, capsys, data_dir):
+    """Real MIT-BIH windows, two seeds of a tiny model: one row per seed, a mean ± sd summary."""
+    from wearable.experiments.ecg_models import main
+
+    out = tmp_path / "cmp"
+    assert main(["--data-dir", str(data_dir), "--out", str(out), "--models", "dscnn_tiny", "--seeds", "0,1",
+                 "--epochs", "1", "--samples-per-epoch", "64", "--train-windows", "96", "--synthetic-windows", "16",
+                 "--calibration-windows", "16", "--holdout-windows", "32", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "int8 F1 mean ± sd" in printed and "dscnn_tiny" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert [r["seed"] for r in report["rows"]] == [0, 1] and report["seeds"] == [0, 1]
+    (summary,) = report["summary"]
+    runs = [r["int8_macro_f1"] for r in report["rows"]]
+    assert summary["int8_macro_f1"] == pytest.approx(np.mean(runs))
+    assert (out / "seed0" / "dscnn_tiny" / "model_int8.tflite").is_file()
+    assert (out / "seed1" / "dscnn_tiny.pt").is_file()
+    assert "mean ± sample sd over seeds 0, 1" in (out / "report.md").read_text().lower()
 
 
 # --------------------------------------------------------------------------- training recipe

@@ -12,6 +12,9 @@ Measured on one thread of a 2-core machine shared with other jobs (10 epochs of 
 train + export + DS2 scoring): 4.4 min for ``inceptionformer_tiny:160kb``, 9.5 min for ResNet-18
 w32, 11.4 min for MobileNetV2 x0.5. ``inceptionformer_tiny:160kb*`` are the registered tiny
 variant with ``inceptionformer.LITE_160KB`` (the configuration within the 160 KB flash target).
+A single run says little: the DS1 training records hold one AF patient, and the same model
+differs by up to 0.1 macro F1 between seeds, so ``--seeds 0,1,2,3,4`` trains every model once
+per seed and reports mean ± sd (runs are then written under ``OUT/seed<S>/``).
 
 Exit codes: 0 done (export failures are reported in the table, not fatal), 2 bad input.
 """
@@ -40,6 +43,9 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "inceptionformer_tiny:160kb": ("inceptionformer_tiny", {"attention": "mhsa", **LITE_160KB}),
     "inceptionformer_tiny:160kb:sra": ("inceptionformer_tiny", {"attention": "sra", **LITE_160KB}),
     "inceptionformer_tiny:160kb:window": ("inceptionformer_tiny", {"attention": "window", **LITE_160KB}),
+    # stem stride 2 instead of 4: twice the tokens (and MACs) in every stage, the same weights
+    "inceptionformer_tiny:160kb:stride2": ("inceptionformer_tiny", {"attention": "mhsa", **LITE_160KB,
+                                                                    "stem_strides": (1, 2)}),
     "inceptionformer_tiny:sra": ("inceptionformer_tiny", {"attention": "sra"}),
     "inceptionformer_tiny:window": ("inceptionformer_tiny", {"attention": "window"}),
     "inceptionformer_3stage": ("inceptionformer_3stage", {}),
@@ -82,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
                         "optimized ADD and BATCH_MATMUL round differently, so residual and attention nets fail the "
                         "1-step TFLM gate although both runtimes are right")
     p.add_argument("--seed", type=int, default=0, help="data subset and weight seed (default: %(default)s)")
+    p.add_argument("--seeds", metavar="S,S,...",
+                   help="several seeds, e.g. 0,1,2,3,4: every model is trained once per seed and the table "
+                        "gives mean ± sd over them (single runs differ by up to 0.1 macro F1 between seeds); "
+                        "replaces --seed")
     p.add_argument("--qat-epochs", type=int, default=0,
                    help="quantization-aware fine-tuning epochs after training (recipe_qat: the same recipe, "
                         "calibrated on the calibration windows); 0 = none (default: %(default)s)")
@@ -208,38 +218,83 @@ def _one(key: str, data: dict[str, Any], args: argparse.Namespace, out: Path) ->
     return row
 
 
-_COLUMNS = (("model", "model", "{}"), ("params", "params", "{:,}"), ("macs", "MACs", "{:,}"),
+_COLUMNS = (("model", "model", "{}"), ("seed", "seed", "{}"), ("params", "params", "{:,}"), ("macs", "MACs", "{:,}"),
             ("flash_bytes", "int8 bytes", "{:,}"), ("arena_bytes", "arena bytes", "{:,}"),
             ("fp32_macro_f1", "fp32 F1", "{:.3f}"), ("int8_macro_f1", "int8 F1", "{:.3f}"),
             ("holdout_agreement_pct", "agree %", "{:.1f}"), ("tflm_max_abs_diff", "TFLM diff", "{}"),
             ("seconds", "seconds", "{:.0f}"))
+_SUMMARY_COLUMNS = (("model", "model", "{}"), ("params", "params", "{:,}"), ("macs", "MACs", "{:,}"),
+                    ("flash_bytes", "int8 bytes", "{:,}"), ("arena_bytes", "arena bytes", "{:,}"),
+                    ("fp32_macro_f1", "fp32 F1 mean ± sd", None), ("int8_macro_f1", "int8 F1 mean ± sd", None))
 
 
-def _table(rows: list[dict[str, Any]]) -> list[list[str]]:
-    lines = [[title for _, title, _ in _COLUMNS]]
-    for r in rows:
-        lines.append([fmt.format(r[k]) if r.get(k) is not None else "-" for k, _, fmt in _COLUMNS])
-    return lines
+def _cell(row: dict[str, Any], key: str, fmt: str | None) -> str:
+    if row.get(key) is None:
+        return "-"
+    if fmt is None:  # mean ± sd over seeds
+        sd = row.get(key + "_sd")
+        return f"{row[key]:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+    return fmt.format(row[key])
 
 
-def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    table = _table(rows)
-    md = ["# ECG rhythm models: MIT-BIH DS2 (inter-patient) test set", "",
-          f"Command: `{meta['command']}`", "",
-          "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
-    md += ["| " + " | ".join(line) + " |" for line in table[1:]]
+def _table(rows: list[dict[str, Any]], columns: tuple = _COLUMNS) -> list[list[str]]:
+    return [[title for _, title, _ in columns]] + [[_cell(r, k, fmt) for k, _, fmt in columns] for r in rows]
+
+
+def _printed_table(report: dict[str, Any]) -> list[list[str]]:
+    """The per-model summary over several seeds, else the runs themselves."""
+    return _table(report["summary"], _SUMMARY_COLUMNS) if len(report["seeds"]) > 1 else _table(report["rows"])
+
+
+def _md(table: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])] + [
+        "| " + " | ".join(line) + " |" for line in table[1:]]
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    rows = report["rows"]
+    md = ["# ECG rhythm models: MIT-BIH DS2 (inter-patient) test set", "", f"Command: `{report['command']}`", ""]
+    if len(report["seeds"]) > 1:
+        md += [f"Mean ± sample sd over seeds {', '.join(map(str, report['seeds']))} (sizes from one export):", ""]
+        md += _md(_table(report["summary"], _SUMMARY_COLUMNS)) + ["", "Every run:", ""]
+    md += _md(_table(rows))
     md += ["", "MACs: conv, depthwise and fully-connected multiply-accumulates of the int8 .tflite "
            "(benchmarks.macs); int8 bytes: the .tflite file; arena: TFLite Micro; F1: macro F1 over "
            "normal/af/other on the DS2 records (int8: ai-edge-litert with XNNPACK); agree: float-vs-int8 "
            "argmax agreement on the export's validation windows; TFLM diff: largest int8 output difference "
            "of TFLite Micro from ai-edge-litert's builtin kernels (64 windows).", ""]
-    md += [f"- {r['model']}: export failed: {r['export_error']}" for r in rows if "export_error" in r]
-    md += ["", f"Data: {json.dumps(meta['data'])}", ""]
+    md += [f"- {r['model']} seed {r['seed']}: export failed: {r['export_error']}" for r in rows if "export_error" in r]
+    md += ["", f"Data (first seed): {json.dumps(report['data'])}", ""]
     return "\n".join(md)
 
 
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if args.seeds is None:
+        return [args.seed]
+    return [int(s) for s in args.seeds.split(",") if s.strip()]
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model over its seeds: size figures of the first seed's export, F1 as mean and sd."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_model.setdefault(r["model"], []).append(r)
+    out = []
+    for key, runs in by_model.items():
+        first = next((r for r in runs if "macs" in r), runs[0])
+        row = {k: first.get(k) for k in ("model", "params", "macs", "flash_bytes", "arena_bytes")}
+        row["seeds"] = [r["seed"] for r in runs]
+        for metric in ("fp32_macro_f1", "int8_macro_f1"):
+            values = [r[metric] for r in runs if r.get(metric) is not None]
+            row[metric] = float(np.mean(values)) if values else None
+            row[metric + "_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+            row[metric + "_runs"] = values
+        out.append(row)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Train, export and score every model of ``args.models``; return the report dict."""
+    """Train, export and score every model of ``args.models`` for every seed; return the report dict."""
     import torch
     from tqdm.auto import tqdm
 
@@ -248,19 +303,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
     out = check_writable_dir(args.out)
     keys = [k.strip() for k in args.models.split(",") if k.strip()]
-    data = _data(args)
-    rows = []
-    meta = {"command": "python -m wearable.experiments.ecg_models " + " ".join(sys.argv[1:]),
-            "data": data["counts"], "epochs": args.epochs, "samples_per_epoch": args.samples_per_epoch,
-            "seed": args.seed}
+    seeds = _seeds(args)
+    rows: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {"command": "python -m wearable.experiments.ecg_models " + " ".join(sys.argv[1:]),
+                            "epochs": args.epochs, "samples_per_epoch": args.samples_per_epoch, "seeds": seeds}
     out.mkdir(parents=True, exist_ok=True)
-    for key in tqdm(keys, disable=args.quiet, desc="models"):
-        rows.append(_one(key, data, args, out))
-        log.info("%s: %s", key, {k: rows[-1].get(k) for k in ("fp32_macro_f1", "int8_macro_f1", "macs")})
-        # after every model, so that a long run that is stopped keeps what it has finished
-        report = {"rows": rows, **meta}
-        (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=float) + "\n")
-        (out / "report.md").write_text(_markdown(rows, meta))
+    bar = tqdm(total=len(keys) * len(seeds), disable=args.quiet, desc="models")
+    for seed in seeds:
+        one = argparse.Namespace(**{**vars(args), "seed": seed})
+        data = _data(one)  # the synthetic windows, calibration and hold-out subsets follow the seed
+        meta.setdefault("data", data["counts"])
+        # one seed keeps the plain names (runs/if_shipped/inceptionformer_tiny_160kb.pt)
+        target = out if len(seeds) == 1 else out / f"seed{seed}"
+        target.mkdir(parents=True, exist_ok=True)
+        for key in keys:
+            rows.append({**_one(key, data, one, target), "seed": seed})
+            log.info("%s seed %d: %s", key, seed,
+                     {k: rows[-1].get(k) for k in ("fp32_macro_f1", "int8_macro_f1", "macs")})
+            bar.update(1)
+            # after every model, so that a long run that is stopped keeps what it has finished
+            report = {"rows": rows, "summary": summarize(rows), **meta}
+            (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=float) + "\n")
+            (out / "report.md").write_text(_markdown(report))
+    bar.close()
     return report
 
 
@@ -278,6 +343,13 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("--qat-lr must be > 0")
     if args.calibration_windows < 1 or args.holdout_windows < 1:
         raise UsageError("--calibration-windows and --holdout-windows must be >= 1")
+    if args.seeds is not None:
+        try:
+            seeds = _seeds(args)
+        except ValueError:
+            raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise UsageError(f"--seeds must name distinct non-negative integers, got {args.seeds!r}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"data directory {args.data_dir} does not exist")
 
@@ -291,12 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:  # UsageError and DataError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    widths = [max(len(line[i]) for line in _table(report["rows"])) for i in range(len(_COLUMNS))]
-    for line in _table(report["rows"]):
+    table = _printed_table(report)
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
         print("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))))
     for r in report["rows"]:
         if "export_error" in r:
-            print(f"{r['model']}: export failed: {r['export_error']}")
+            print(f"{r['model']} seed {r['seed']}: export failed: {r['export_error']}")
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0
 
