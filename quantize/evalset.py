@@ -14,7 +14,6 @@ Exit codes: 0 written; 2 bad input (one ``error:`` line).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._files import bytes_sha256
 
 __all__ = ["EvalSet", "evalset_path", "save_evalset", "load_evalset", "main"]
 
@@ -75,7 +76,7 @@ def load_evalset(path: str | Path) -> EvalSet:
                       calibration_y=_widen(data["calibration_y"]), holdout_x=data["holdout_x"].astype(np.float32),
                       holdout_y=_widen(data["holdout_y"]),
                       labels=tuple(str(s) for s in data["labels"]), meta=meta,
-                      sha256=hashlib.sha256(raw).hexdigest(), calibration_mask=_widen(data.get("calibration_mask")),
+                      sha256=bytes_sha256(raw), calibration_mask=_widen(data.get("calibration_mask")),
                       holdout_mask=_widen(data.get("holdout_mask")))
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable evaluation set ({exc})") from None
