@@ -264,6 +264,8 @@ def test_ecg_models_summary_is_mean_and_sd_over_seeds():
     assert b["int8_macro_f1"] is None and b["fp32_macro_f1_sd"] is None and b["macs"] is None
 
 
+@pytest.mark.realdata
+@pytest.mark.slow
 def test_ecg_models_two_seeds_end_to_end(tmp_path, capsys, data_dir):
     """Real MIT-BIH windows, two seeds of a tiny model: one row per seed, a mean ± sd summary."""
     from wearable.experiments.ecg_models import main

@@ -50,6 +50,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "inceptionformer_tiny:sra": ("inceptionformer_tiny", {"attention": "sra"}),
     "inceptionformer_tiny:window": ("inceptionformer_tiny", {"attention": "window"}),
     "inceptionformer_3stage": ("inceptionformer_3stage", {}),
+    "inceptionformer_3stage:stride2": ("inceptionformer_3stage", {"stem_strides": (1, 2)}),
     "resnet18_1d": ("resnet18_1d", {}),
     "resnet18_1d:w32": ("resnet18_1d", {"base_width": 32}),
     "mobilenetv2_1d": ("mobilenetv2_1d", {}),
