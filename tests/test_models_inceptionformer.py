@@ -246,6 +246,9 @@ def test_ecg_models_help_and_bad_input(capsys, tmp_path):
     assert main(["--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
     assert main(["--seeds", "0,x", "--out", str(tmp_path)]) == 2
     assert main(["--seeds", "1,1", "--out", str(tmp_path)]) == 2
+    assert main(["--seeds", "0,1", "--checkpoint", str(tmp_path / "a.pt"), "--out", str(tmp_path)]) == 2
+    assert main(["--checkpoint", str(tmp_path / "a.pt"), "--out", str(tmp_path)]) == 2  # seven default models
+    assert main(["--models", "dscnn_tiny", "--checkpoint", str(tmp_path / "a.npz"), "--out", str(tmp_path)]) == 2
     assert not any(tmp_path.iterdir())  # nothing written on bad input
     for name, _ in MODELS.values():
         create(name)  # every entry names a registered model
@@ -284,6 +287,16 @@ def test_ecg_models_two_seeds_end_to_end(tmp_path, capsys, data_dir):
     assert (out / "seed0" / "dscnn_tiny" / "model_int8.tflite").is_file()
     assert (out / "seed1" / "dscnn_tiny.pt").is_file()
     assert "mean ± sample sd over seeds 0, 1" in (out / "report.md").read_text().lower()
+    # --seed 1 alone trains the same weights as seed 1 within --seeds; --checkpoint drops the data path
+    from wearable.training import load_checkpoint
+
+    ship = tmp_path / "ship" / "dscnn_tiny.pt"
+    assert main(["--data-dir", str(data_dir), "--out", str(tmp_path / "one"), "--models", "dscnn_tiny", "--seed", "1",
+                 "--epochs", "1", "--samples-per-epoch", "64", "--train-windows", "96", "--synthetic-windows", "16",
+                 "--calibration-windows", "16", "--holdout-windows", "32", "--checkpoint", str(ship), "--quiet"]) == 0
+    shipped, run = load_checkpoint(ship), load_checkpoint(out / "seed1" / "dscnn_tiny.pt")
+    assert shipped.data["data_dir"] is None and run.data["data_dir"] == str(data_dir)
+    assert all(torch.equal(shipped.state_dict[k], v) for k, v in run.state_dict.items())
 
 
 # --------------------------------------------------------------------------- training recipe

@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="quantization-aware fine-tuning epochs after training (recipe_qat: the same recipe, "
                         "calibrated on the calibration windows); 0 = none (default: %(default)s)")
     p.add_argument("--qat-lr", type=float, default=1e-4, help="learning rate of that fine-tuning (default: %(default)s)")
+    p.add_argument("--checkpoint", type=Path, metavar="PATH",
+                   help="also write the trained model here as a shippable checkpoint (its data spec without "
+                        "data_dir, as wearable/checkpoints/ holds them); one model and one seed only")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch logs")
     return p
 
@@ -192,6 +195,9 @@ def _one(key: str, data: dict[str, Any], args: argparse.Namespace, out: Path) ->
                                                      for k, v in data["spec"].items()}}
     save_checkpoint(target.parent / f"{target.name}.pt", model.eval(), model_name=name, data=spec, labels=list(LABELS),
                     metrics={"test_fp32_macro_f1": fp32["macro_f1"]}, seed=args.seed)
+    if args.checkpoint is not None:  # the shippable copy: no path of this machine in it
+        save_checkpoint(args.checkpoint, model, model_name=name, data={**spec, "data_dir": None}, labels=list(LABELS),
+                        metrics={"test_fp32_macro_f1": fp32["macro_f1"]}, seed=args.seed)
     try:
         manifest = export_model(model.eval(), target, calibration=data["train"].x[data["calibration"]],
                                 holdout=data["val"].x[data["val_holdout"]],
@@ -353,6 +359,11 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
         if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
             raise UsageError(f"--seeds must name distinct non-negative integers, got {args.seeds!r}")
+    if args.checkpoint is not None:
+        if len([k for k in args.models.split(",") if k.strip()]) != 1 or len(_seeds(args)) != 1:
+            raise UsageError("--checkpoint needs exactly one model and one seed")
+        if args.checkpoint.suffix != ".pt":
+            raise UsageError(f"--checkpoint must be a .pt path, got {args.checkpoint}")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"data directory {args.data_dir} does not exist")
 
