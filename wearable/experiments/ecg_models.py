@@ -277,6 +277,10 @@ def _markdown(report: dict[str, Any]) -> str:
     return "\n".join(md)
 
 
+def _keys(args: argparse.Namespace) -> list[str]:
+    return [k.strip() for k in args.models.split(",") if k.strip()]
+
+
 def _seeds(args: argparse.Namespace) -> list[int]:
     if args.seeds is None:
         return [args.seed]
@@ -297,7 +301,6 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             values = [r[metric] for r in runs if r.get(metric) is not None]
             row[metric] = float(np.mean(values)) if values else None
             row[metric + "_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
-            row[metric + "_runs"] = values
         out.append(row)
     return out
 
@@ -311,7 +314,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     out = check_writable_dir(args.out)
-    keys = [k.strip() for k in args.models.split(",") if k.strip()]
+    keys = _keys(args)
     seeds = _seeds(args)
     rows: list[dict[str, Any]] = []
     meta: dict[str, Any] = {"command": "python -m wearable.experiments.ecg_models " + " ".join(sys.argv[1:]),
@@ -341,8 +344,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _validate(args: argparse.Namespace) -> None:
     from wearable.cli_util import UsageError
 
-    unknown = [k for k in args.models.split(",") if k.strip() and k.strip() not in MODELS]
-    if unknown or not args.models.strip():
+    unknown = [k for k in _keys(args) if k not in MODELS]
+    if unknown or not _keys(args):
         raise UsageError(f"unknown model(s) {unknown}; accepted: {', '.join(MODELS)}")
     if args.epochs < 1 or args.samples_per_epoch < 1 or args.hop_samples < 1:
         raise UsageError("--epochs, --samples-per-epoch and --hop-samples must be >= 1")
@@ -360,7 +363,7 @@ def _validate(args: argparse.Namespace) -> None:
         if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
             raise UsageError(f"--seeds must name distinct non-negative integers, got {args.seeds!r}")
     if args.checkpoint is not None:
-        if len([k for k in args.models.split(",") if k.strip()]) != 1 or len(_seeds(args)) != 1:
+        if len(_keys(args)) != 1 or len(_seeds(args)) != 1:
             raise UsageError("--checkpoint needs exactly one model and one seed")
         if args.checkpoint.suffix != ".pt":
             raise UsageError(f"--checkpoint must be a .pt path, got {args.checkpoint}")
