@@ -196,6 +196,19 @@ def test_mitdb_rhythm_windows(data_dir):
                       data_dir=data_dir, hop_samples=500)
     assert ws.labels == ("normal", "af", "other") and ws.x.shape[1:] == (1, 1000)
     assert np.all(np.bincount(ws.y, minlength=3) > 100)
+    # origin: (record index, start sample) of every window; rows of one record cut from one signal
+    assert ws.origin.shape == (len(ws), 2) and ws.origin.dtype == np.int64
+    assert set(np.unique(ws.origin[:, 0])) == set(range(len(ws.records)))
+    rec0 = ws.origin[:, 0] == 0
+    first = int(ws.origin[rec0, 1].min())
+    (i,) = np.flatnonzero(rec0 & (ws.origin[:, 1] == first))
+    (j,) = np.flatnonzero(rec0 & (ws.origin[:, 1] == first + 500))
+    np.testing.assert_array_equal(ws.x[j, 0, :500], ws.x[i, 0, 500:])  # hop 500: the overlap is the same samples
+    limited = load_windows("mitdb", "rhythm", split="val", sampling_rate_hz=100.0, window_samples=1000,
+                           data_dir=data_dir, limit=50, seed=3)
+    full = load_windows("mitdb", "rhythm", split="val", sampling_rate_hz=100.0, window_samples=1000, data_dir=data_dir)
+    keep = [int(np.flatnonzero((full.origin == o).all(axis=1))[0]) for o in limited.origin]
+    np.testing.assert_array_equal(limited.x, full.x[keep])  # the subset keeps each window's own origin
 
 
 @pytest.mark.realdata

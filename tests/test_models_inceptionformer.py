@@ -249,6 +249,8 @@ def test_ecg_models_help_and_bad_input(capsys, tmp_path):
     assert main(["--seeds", "0,1", "--checkpoint", str(tmp_path / "a.pt"), "--out", str(tmp_path)]) == 2
     assert main(["--checkpoint", str(tmp_path / "a.pt"), "--out", str(tmp_path)]) == 2  # seven default models
     assert main(["--models", "dscnn_tiny", "--checkpoint", str(tmp_path / "a.npz"), "--out", str(tmp_path)]) == 2
+    assert main(["--val-train-minutes", "-1", "--out", str(tmp_path)]) == 2
+    assert main(["--val-train-minutes", "30", "--out", str(tmp_path)]) == 2  # records are 30 min long
     assert not any(tmp_path.iterdir())  # nothing written on bad input
     for name, _ in MODELS.values():
         create(name)  # every entry names a registered model
@@ -265,6 +267,20 @@ def test_ecg_models_summary_is_mean_and_sd_over_seeds():
     assert a["fp32_macro_f1_sd"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
     assert a["int8_macro_f1"] == pytest.approx(0.6)
     assert b["int8_macro_f1"] is None and b["fp32_macro_f1_sd"] is None and b["macs"] is None
+
+
+def test_split_by_time_keeps_no_sample_on_both_sides():
+    from types import SimpleNamespace
+
+    from wearable.experiments.ecg_models import split_by_time
+
+    starts = np.array([0, 250, 500, 750, 1000, 1500, 0, 900])
+    ws = SimpleNamespace(x=np.arange(8.0)[:, None, None], y=np.arange(8) % 3,
+                         origin=np.stack([np.array([0] * 6 + [1] * 2), starts], axis=1))
+    early, late = split_by_time(ws, cut=1500, window=1000)
+    assert early.x[:, 0, 0].tolist() == [0, 1, 2, 6]  # end by sample 1500, in either record
+    assert late.x[:, 0, 0].tolist() == [5]  # start at 1500 or later; 750, 1000 and 900 cross the cut
+    assert early.y.tolist() == [0, 1, 2, 0]
 
 
 @pytest.mark.realdata

@@ -65,12 +65,19 @@ def split_records(req: Request, wanted: tuple[str, ...], present: Iterable[str])
 
 
 def windows_collect(req: Request, xs: list[np.ndarray], ys: list[np.ndarray], *, labels: tuple[str, ...],
-                    records: list[str]) -> WindowSet:
-    """Join per-record windows, apply ``limit`` and wrap them; no window at all is an error."""
+                    records: list[str], starts: list[np.ndarray] | None = None) -> WindowSet:
+    """Join per-record windows, apply ``limit`` and wrap them; no window at all is an error.
+
+    ``starts`` (per record, each window's start sample) becomes the set's ``origin``.
+    """
     x, y = np.concatenate(xs), np.concatenate(ys)
     if not len(y):
         raise DataError(f"{req.source}/{req.task}: no windows of {req.window_samples} samples fit "
                         f"the {req.split} records")
     keep = subsample(len(y), req.limit, req.seed)
+    origin = None
+    if starts is not None:
+        origin = np.stack([np.concatenate([np.full(len(s), i, dtype=np.int64) for i, s in enumerate(starts)]),
+                           np.concatenate(starts).astype(np.int64)], axis=1)[keep]
     return WindowSet(x=x[keep], y=y[keep], labels=labels, sampling_rate_hz=float(req.sampling_rate_hz),
-                     source=req.source, task=req.task, records=tuple(records))
+                     source=req.source, task=req.task, records=tuple(records), origin=origin)

@@ -59,24 +59,25 @@ def mitdb_windows(req: Request) -> WindowSet:
     records = split_records(req, MITDB_SPLITS[req.split], mitdb_records(req.data_dir))
     take = {"beat": _beat_windows, "beat_rr": _beat_rr_windows, "rhythm": _rhythm_windows,
             "qrs": _qrs_windows}[req.task]
-    xs, ys = [], []
+    xs, ys, starts = [], [], []
     for name in records:
         rec = mitdb_read(req.data_dir, name)
         ecg = ecg_scale(ecg_clean(signal_resample(rec.signal, sampling_rate=rec.sampling_rate,
                                                   target_rate=req.sampling_rate_hz),
                                   sampling_rate=req.sampling_rate_hz))
-        x, y = take(rec, ecg, req)
+        x, y, s = take(rec, ecg, req)
         xs.append(x)
         ys.append(y)
-    return windows_collect(req, xs, ys, labels=MITDB_TASKS[req.task].labels, records=records)
+        starts.append(s)
+    return windows_collect(req, xs, ys, labels=MITDB_TASKS[req.task].labels, records=records, starts=starts)
 
 
-def _beat_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray]:
+def _beat_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w = req.window_samples
     starts = samples_resample(rec.beat_samples, sampling_rate=rec.sampling_rate,
                               target_rate=req.sampling_rate_hz) - w // 2
     fits = (starts >= 0) & (starts + w <= ecg.size)
-    return windows_take(ecg, starts[fits], w), rec.beat_classes[fits]
+    return windows_take(ecg, starts[fits], w), rec.beat_classes[fits], starts[fits]
 
 
 def rr_reference(peaks: np.ndarray, n_past: int = RR_REFERENCE_BEATS) -> np.ndarray:
@@ -117,7 +118,7 @@ def rr_channel(peaks: np.ndarray, centre: int, reference: float, start: int, wid
     return np.clip(out, *RR_CHANNEL_CLIP)
 
 
-def _beat_rr_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray]:
+def _beat_rr_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w = req.window_samples
     peaks = samples_resample(rec.beat_samples, sampling_rate=rec.sampling_rate, target_rate=req.sampling_rate_hz)
     reference = rr_reference(peaks)
@@ -129,10 +130,10 @@ def _beat_rr_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[n
         peaks_f = peaks.astype(np.float64)
         for row, k in enumerate(keep):
             x[row, 1] = rr_channel(peaks_f, k, reference[k], int(starts[k]), w)
-    return x, rec.beat_classes[keep]
+    return x, rec.beat_classes[keep], starts[keep]
 
 
-def _rhythm_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray]:
+def _rhythm_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w, hop = req.window_samples, req.hop_samples or req.window_samples
     starts, labels = [], []
     for episode in rec.rhythms:
@@ -143,10 +144,10 @@ def _rhythm_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np
         labels.append(np.full(s.size, MITDB_RHYTHM_LABELS.index(rhythm_label(episode.aux)), dtype=np.int64))
     starts_arr = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
     labels_arr = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
-    return windows_take(ecg, starts_arr, w), labels_arr
+    return windows_take(ecg, starts_arr, w), labels_arr, starts_arr
 
 
-def _qrs_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray]:
+def _qrs_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w, hop = req.window_samples, req.hop_samples or req.window_samples
     peaks = samples_resample(rec.beat_samples, sampling_rate=rec.sampling_rate, target_rate=req.sampling_rate_hz)
     half = int(round(QRS_HALF_WIDTH_S * req.sampling_rate_hz))
@@ -154,4 +155,4 @@ def _qrs_windows(rec: MitdbRecord, ecg: np.ndarray, req: Request) -> tuple[np.nd
     for p in peaks:
         mask[max(0, int(p) - half):int(p) + half + 1] = 1
     starts = window_starts(ecg.size, window_samples=w, hop_samples=hop)
-    return windows_take(ecg, starts, w), windows_take(mask, starts, w)[:, 0].astype(np.int64)
+    return windows_take(ecg, starts, w), windows_take(mask, starts, w)[:, 0].astype(np.int64), starts

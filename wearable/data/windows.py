@@ -18,7 +18,10 @@ class WindowSet:
     for regression (``bidmc``/``hr``). ``labels`` names the ids (for regression: the target).
     ``records`` lists the records the windows came from, for provenance. ``mask`` is an
     optional second target, int64 ``(N, W)`` per-sample ids, for tasks whose windows carry a
-    class and a mask at once (``ppg``/``rhythm_artifact``); ``None`` elsewhere.
+    class and a mask at once (``ppg``/``rhythm_artifact``); ``None`` elsewhere. ``origin`` is
+    int64 ``(N, 2)`` for windows cut from MIT-BIH records: the index into ``records`` and the
+    start sample (at ``sampling_rate_hz``) of each window, for splits by time within a record;
+    ``None`` elsewhere.
     """
 
     x: np.ndarray
@@ -29,6 +32,7 @@ class WindowSet:
     task: str
     records: tuple[str, ...]
     mask: np.ndarray | None = None
+    origin: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

@@ -34,7 +34,7 @@ import numpy as np
 
 from wearable.models.inceptionformer import LITE_160KB
 
-__all__ = ["MODELS", "DEFAULT_MODELS", "main", "run"]
+__all__ = ["MODELS", "DEFAULT_MODELS", "main", "run", "split_by_time"]
 
 log = logging.getLogger("wearable.experiments.ecg_models")
 
@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="MIT-BIH training windows, a seeded random subset; 0 = all (default: %(default)s)")
     p.add_argument("--hop-samples", type=int, default=250,
                    help="hop between MIT-BIH training windows (overlapping windows; default: %(default)s)")
+    p.add_argument("--val-train-minutes", type=float, default=0.0, metavar="M",
+                   help="move the first M minutes of every validation record into training (windows that end "
+                        "by minute M; windows that start at or after it stay validation, those across it are "
+                        "dropped): record 201, one of the two DS1 AF patients, then trains too. 0 = the whole "
+                        "records validate (default: %(default)s)")
     p.add_argument("--synthetic-windows", type=int, default=1000,
                    help="synthetic rhythm windows added to training (default: %(default)s)")
     p.add_argument("--calibration-windows", type=int, default=128, help="int8 calibration windows (default: %(default)s)")
@@ -117,18 +122,40 @@ def _data(args: argparse.Namespace) -> dict[str, Any]:
     if tuple(train.labels) != LABELS:
         raise ValueError(f"mitdb rhythm labels are {train.labels}, expected {LABELS}")
     x, y = [train.x], [train.y]
+    moved = [0, 0, 0]  # windows per class moved from the validation records into training
+    if args.val_train_minutes:
+        cut = args.val_train_minutes * 60 * RATE_HZ
+        dense = load_windows("mitdb", "rhythm", split="val", hop_samples=args.hop_samples, **spec)
+        early, _ = split_by_time(dense, cut, WINDOW)  # at the training hop
+        _, val = split_by_time(val, cut, WINDOW)
+        x.append(early.x)
+        y.append(early.y)
+        moved = np.bincount(early.y, minlength=3).tolist()
     if args.synthetic_windows:
         syn = load_windows("synthetic", "rhythm", split="train", sampling_rate_hz=RATE_HZ, window_samples=WINDOW,
                            seed=args.seed, limit=args.synthetic_windows)
         x.append(syn.x)
         y.append(np.array([LABELS.index(_SYNTHETIC_TO_RHYTHM[syn.labels[k]]) for k in syn.y], dtype=np.int64))
     rng = np.random.default_rng(args.seed)
+    if not len(val):
+        raise ValueError(f"--val-train-minutes {args.val_train_minutes:g} leaves no validation windows")
     return {"train": _Windows(np.concatenate(x), np.concatenate(y)), "val": _Windows(val.x, val.y),
             "test": _Windows(test.x, test.y), "val_holdout": rng.permutation(len(val.x))[:args.holdout_windows],
             "calibration": rng.permutation(len(train.x))[:args.calibration_windows], "spec": spec,
             "counts": {"train_mitdb": len(train), "train_mitdb_per_class": np.bincount(train.y, minlength=3).tolist(),
-                       "train_hop_samples": args.hop_samples, "train_synthetic": args.synthetic_windows, "val": len(val),
+                       "train_hop_samples": args.hop_samples, "train_synthetic": args.synthetic_windows,
+                       "train_from_val_records_per_class": moved,
+                       "val": len(val), "val_per_class": np.bincount(val.y, minlength=3).tolist(),
                        "test": len(test), "test_per_class": np.bincount(test.y, minlength=3).tolist()}}
+
+
+def split_by_time(ws: Any, cut: float, window: int) -> tuple[Any, Any]:
+    """``(early, late)`` windows of ``ws`` (a ``WindowSet`` with ``origin``): early ones end by
+    sample ``cut`` of their record, late ones start at or after it; windows across it are dropped,
+    so no sample is in both."""
+    start = ws.origin[:, 1]
+    early, late = start + window <= cut, start >= cut
+    return tuple(_Windows(ws.x[m], ws.y[m]) for m in (early, late))
 
 
 class _Windows:
@@ -353,6 +380,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("--train-windows, --synthetic-windows and --qat-epochs must be >= 0")
     if not args.qat_lr > 0:
         raise UsageError("--qat-lr must be > 0")
+    if not 0 <= args.val_train_minutes < 30:  # MIT-BIH records are 30 min long
+        raise UsageError(f"--val-train-minutes must be in [0, 30), got {args.val_train_minutes:g}")
     if args.calibration_windows < 1 or args.holdout_windows < 1:
         raise UsageError("--calibration-windows and --holdout-windows must be >= 1")
     if args.seeds is not None:
