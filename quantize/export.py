@@ -334,6 +334,9 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
                  "calibration_split": "train", "holdout_split": args.holdout_split,
                  "calibration_limit": job.calibration_windows, "holdout_limit": args.holdout_windows,
                  "preprocessing": _preprocessing(spec)}
+    mask_labels = _mask_labels(spec)
+    if mask_labels:  # the names of a second, per-sample output (the stream turns it into artifact events)
+        data_info["mask_labels"] = mask_labels
     if job.evalset is not None:
         data_info.update(holdout_split=job.evalset.meta.get("holdout_split"), evalset=job.path.stem + ".evalset.npz",
                          evalset_sha256=job.evalset.sha256)
@@ -389,6 +392,12 @@ def _firmware(artifact_dir: Path) -> None:
     except FirmwareError as exc:
         shutil.rmtree(artifact_dir, ignore_errors=True)  # no artifact without its firmware half
         raise CheckFailed(f"firmware generation refused the artifact: {exc}") from None
+
+
+def _mask_labels(spec: dict) -> list[str]:
+    from wearable.data import task_mask_labels
+
+    return list(task_mask_labels(spec["source"], spec["task"]))
 
 
 def _preprocessing(spec: dict) -> dict:

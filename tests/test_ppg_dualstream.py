@@ -136,9 +136,14 @@ def test_two_output_export(tmp_path):
     model = create("ppg_dualstream", window_samples=256, cls_width=4, loc_width=4, loc_dilations=(1, 2))
     fit_multitask(model, ws.x, ws.y, ws.mask, config=MultitaskConfig(epochs=1, batch_size=16), progress=False)
     # Untrained-scale model: agreement gates are about near-ties here, the structure is what is tested.
+    from quantize.export import _mask_labels, _preprocessing
+
+    spec = {"source": "ppg", "task": "rhythm_artifact", "sampling_rate_hz": FS}
+    assert _mask_labels(spec) == ["clean", "artifact"]  # what `python -m quantize.export` writes
     manifest = quantize.export_model(model.eval(), tmp_path / "ppg", calibration=ws.x, holdout=ws.x,
                                      holdout_labels=ws.y, thresholds=quantize.Thresholds(
-                                         min_agreement_pct=0, max_error_ratio=1, max_tflm_diff=4))
+                                         min_agreement_pct=0, max_error_ratio=1, max_tflm_diff=4),
+                                     data_info={"preprocessing": _preprocessing(spec), "mask_labels": _mask_labels(spec)})
     data = manifest.data
     shapes = sorted(o["shape"] for o in data["outputs"])
     assert shapes == [[1, 2, 256], [1, 3]]
@@ -148,3 +153,14 @@ def test_two_output_export(tmp_path):
     mask_entry = next(a for a in data["checks"]["agreement"] if a["argmax_agreement_pct"] is not None
                       and a.get("accuracy_float_pct") is None)
     assert mask_entry["argmax_agreement_pct"] > 90  # per-sample argmax of the mask output
+    # the streaming runtime reads both outputs: a class per window, the mask merged into artifact runs
+    from wearable.runtime import StreamRuntime, load_artifact
+
+    seen = []
+    rt = StreamRuntime(load_artifact(tmp_path / "ppg"))
+    rt._segment = lambda p, e, key: seen.append((e, p.shape))  # the mask reaches the segmentation merge
+    x = np.random.default_rng(0).normal(size=4 * 256)
+    events = rt.push(x) + rt.flush()
+    assert rt.mode == "classification" and rt.seg_labels == ["clean", "artifact"]
+    assert sum(e["type"] == "class" for e in events) == rt.windows == 4
+    assert seen == [(256 * (k + 1), (2, 256)) for k in range(4)]

@@ -46,7 +46,7 @@ def _play(x, sizes, mode="classification", **kw):
     return events + rt.flush(), rt
 
 
-@pytest.mark.parametrize("mode", ["classification", "segmentation", "regression"])
+@pytest.mark.parametrize("mode", ["classification", "segmentation", "regression", "dual"])
 def test_chunk_invariance(mode):
     x = np.concatenate([_ecg(20, amp=0.2), _ecg(20, amp=2.0, seed=1), _ecg(20, amp=0.2, seed=2)])
     x[3000:3040] = np.nan
@@ -140,6 +140,29 @@ def test_qrs_runs_narrower_than_the_minimum_width_are_not_beats():
     events = rt.push(np.zeros(2000)) + rt.flush()
     beats = [e["t"] for e in events if e["type"] == "beat"]
     assert beats == [pytest.approx((wide[0] + wide[1] - 1) / 2 / 100)]
+
+
+def test_mask_output_gives_artifact_segments_and_leaves_the_class_alone():
+    """A classification model with a second, per-sample mask output (the PPG dual-stream model)."""
+    x = _ecg(30)
+    x[1200:1460] += 8.0 * np.sin(2 * np.pi * 10.0 * np.arange(260) / FS)  # 2.6 s of clipped motion
+    rt = _runtime("dual")
+    assert rt.mode == "classification" and rt.seg_labels == ["clean", "artifact"]
+    events = rt.push(x) + rt.flush()
+    arts = [e for e in events if e["type"] == "artifact"]
+    # the fake widens the clipped run by 10 samples (0.1 s) each side
+    assert len(arts) == 1 and arts[0]["kind"] == "artifact"
+    assert arts[0]["start"] == pytest.approx(11.9, abs=0.05) and arts[0]["end"] == pytest.approx(14.7, abs=0.05)
+    classes = [e for e in events if e["type"] == "class"]
+    assert len(classes) == rt.windows and all(e["smoothed"] != INCONCLUSIVE for e in classes)
+    plain, _ = _play(x, len(x))  # the classification fake without the mask: the same class events
+    assert [e for e in plain if e["type"] == "class"] == classes
+    art = fake_artifact("dual")
+    del art.manifest["data"]["mask_labels"]  # an unnamed second output is ignored
+    assert StreamRuntime(art, interpreter=FakeInterpreter(art)).seg_labels == []
+    art.manifest["data"]["mask_labels"] = ["clean", "motion", "pop"]  # three names for a 2-channel mask
+    with pytest.raises(ValueError, match="mask output shape"):
+        StreamRuntime(art, interpreter=FakeInterpreter(art))
 
 
 def test_nonfinite_samples_become_artifact_and_inconclusive():

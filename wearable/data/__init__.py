@@ -49,12 +49,13 @@ from .preprocess import (
 )
 from .synthetic import BEAT_TYPES, HEART_RATE_RANGES_BPM, RHYTHMS, WAVE_LABELS, SyntheticRecord, ecg_ppg_simulate
 from .tasks import (SOURCES, SPLITS, TASK_KINDS, TASK_LABELS, TaskSpec, list_tasks, load_windows, task_filters, task_kind,
-                    task_labels)
+                    task_labels, task_mask_labels)
 from .windows import WindowSet, window_starts, windows_take
 
 __all__ = [
     # windows and tasks
-    "load_windows", "list_tasks", "task_labels", "task_kind", "task_filters", "TaskSpec", "WindowSet", "TASK_LABELS",
+    "load_windows", "list_tasks", "task_labels", "task_kind", "task_filters", "task_mask_labels", "TaskSpec",
+    "WindowSet", "TASK_LABELS",
     "TASK_KINDS",
     "SOURCES", "SPLITS", "window_starts", "windows_take", "DataError",
     # synthetic

@@ -23,12 +23,15 @@ class TaskSpec:
 
     ``kind`` is "classification" (y ``(N,)`` class ids), "segmentation" (y ``(N, W)``),
     "regression" (y float32 ``(N,)``) or "unlabelled". ``filters`` names a
-    ``preprocess.FILTER_BANDS_HZ`` entry per input channel.
+    ``preprocess.FILTER_BANDS_HZ`` entry per input channel. ``mask_labels`` names the ids of
+    the per-sample ``mask`` that some classification tasks carry as a second target (empty
+    without one).
     """
 
     labels: tuple[str, ...]
     kind: str
     filters: tuple[str, ...] = ("ecg",)
+    mask_labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

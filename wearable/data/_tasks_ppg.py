@@ -32,7 +32,7 @@ __all__ = ["PPG_TASKS", "PPG_RHYTHMS", "PPG_MASK_LABELS", "ppg_windows"]
 PPG_RHYTHMS = ("sinus", "ectopic", "af")
 PPG_MASK_LABELS = ("clean", "artifact")
 PPG_TASKS = {
-    "rhythm_artifact": TaskSpec(PPG_RHYTHMS, "classification", ("ppg",)),
+    "rhythm_artifact": TaskSpec(PPG_RHYTHMS, "classification", ("ppg",), mask_labels=PPG_MASK_LABELS),
     "bidmc_artifact": TaskSpec(PPG_MASK_LABELS, "segmentation", ("ppg",)),
 }
 

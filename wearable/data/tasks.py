@@ -34,7 +34,7 @@ from .preprocess import resample_ratio
 from .windows import WindowSet
 
 __all__ = ["SOURCES", "SPLITS", "TASK_LABELS", "TASK_KINDS", "TaskSpec", "list_tasks", "task_labels", "task_kind",
-           "task_filters", "load_windows"]
+           "task_filters", "task_mask_labels", "load_windows"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ def task_filters(source: str, task: str) -> tuple[str, ...]:
     """The ``filter_sos`` kind applied to each input channel of ``source``/``task``."""
     _check_task(source, task)
     return _SPECS[(source, task)].filters
+
+
+def task_mask_labels(source: str, task: str) -> tuple[str, ...]:
+    """Names of the ids of the task's per-sample mask (its second target); empty without one."""
+    _check_task(source, task)
+    return _SPECS[(source, task)].mask_labels
 
 
 def task_kind(source: str, task: str) -> str:

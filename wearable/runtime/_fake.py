@@ -5,7 +5,9 @@ ECG band-pass from the real design) and ``FakeInterpreter`` a deterministic stan
 the TFLite interpreter API: the classification fake says "high" when the window's largest
 absolute int8 value is large, the regression fake returns a value that grows with it, the
 segmentation fake labels ``qrs`` where the sample is large, ``motion`` where it sits at the clip,
-``clean``/``background`` elsewhere.
+``clean``/``background`` elsewhere; the ``dual`` fake is the classification fake plus a
+``clean``/``artifact`` mask output (artifact within 10 samples of the clip), like the PPG
+dual-stream model.
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ _SCALE, _ZERO = 0.02, 0
 
 def fake_artifact(mode: str = "classification", *, window: int = 200, hop: int = 50, rate: float = 100.0) -> Artifact:
     """A manifest-only artifact (no model bytes): pair it with ``FakeInterpreter``."""
-    labels = {"classification": ["low", "high"], "regression": ["hr_bpm"]}.get(mode, ["background", "qrs", "motion"])
-    out_shape = [1, len(labels)] if mode in ("classification", "regression") else [1, len(labels), window]
+    labels = {"classification": ["low", "high"], "dual": ["low", "high"], "regression": ["hr_bpm"]}.get(
+        mode, ["background", "qrs", "motion"])
+    out_shape = [1, len(labels)] if mode in ("classification", "dual", "regression") else [1, len(labels), window]
+    outputs = [{"dtype": "int8", "shape": out_shape, "scale": 0.1, "zero_point": 0}]
+    data = {"preprocessing": {"ecg_clip_mv": 5.0, "ppg_clip": 5.0, "channels": [{"kind": "ecg", "sos": ECG_SOS_100HZ}]}}
+    if mode == "dual":
+        outputs.append({"dtype": "int8", "shape": [1, 2, window], "scale": 0.1, "zero_point": 0})
+        data["mask_labels"] = ["clean", "artifact"]
     manifest = {
         "schema_version": 1, "sampling_rate_hz": rate, "window_samples": window, "hop_samples": hop,
         "labels": labels, "files": {},
         "inputs": [{"dtype": "int8", "shape": [1, 1, window], "scale": _SCALE, "zero_point": _ZERO}],
-        "outputs": [{"dtype": "int8", "shape": out_shape, "scale": 0.1, "zero_point": 0}],
-        "data": {"preprocessing": {"ecg_clip_mv": 5.0, "ppg_clip": 5.0,
-                                   "channels": [{"kind": "ecg", "sos": ECG_SOS_100HZ}]}},
+        "outputs": outputs, "data": data,
     }
     return Artifact(path=Path("."), manifest=manifest, model=b"")
 
@@ -46,8 +52,10 @@ class FakeInterpreter:
         m = artifact.manifest
         self.window = m["window_samples"]
         self.out_shape = tuple(m["outputs"][0]["shape"])
+        self.dual = len(m["outputs"]) > 1
         self._x = np.zeros((1, 1, self.window), np.int8)
         self._y = np.zeros(self.out_shape, np.int8)
+        self._mask = np.zeros((1, 2, self.window), np.int8)
         self.calls = 0
 
     def get_input_details(self):
@@ -55,8 +63,12 @@ class FakeInterpreter:
                  "quantization": (_SCALE, _ZERO)}]
 
     def get_output_details(self):
-        return [{"name": "y", "index": 1, "shape": np.array(self.out_shape), "dtype": np.int8,
-                 "quantization": (0.1, 0)}]
+        out = [{"name": "y", "index": 1, "shape": np.array(self.out_shape), "dtype": np.int8,
+                "quantization": (0.1, 0)}]
+        if self.dual:
+            out.append({"name": "mask", "index": 2, "shape": np.array(self._mask.shape), "dtype": np.int8,
+                        "quantization": (0.1, 0)})
+        return out
 
     def set_tensor(self, index: int, value: np.ndarray) -> None:
         if value.shape != self._x.shape or value.dtype != np.int8:
@@ -66,6 +78,9 @@ class FakeInterpreter:
     def invoke(self) -> None:
         self.calls += 1
         x = self._x[0, 0].astype(np.int32)
+        # within 10 samples of the int8 rail (clipped input): one run over a clipped oscillation
+        rail = np.convolve(np.abs(x) >= 127, np.ones(21), mode="same") > 0
+        self._mask = np.stack([np.where(rail, -50, 50), np.where(rail, 50, -50)])[None].astype(np.int8)
         if self.out_shape == (1, 1):
             # a value that grows with the window's largest |int8| (6.0 + max / 20 after dequantization)
             self._y = np.array([[min(127, 60 + int(np.abs(x).max()) // 2)]], np.int8)
@@ -85,4 +100,4 @@ class FakeInterpreter:
             self._y = y
 
     def get_tensor(self, index: int) -> np.ndarray:
-        return self._y.copy()
+        return (self._mask if index == 2 else self._y).copy()

@@ -62,6 +62,11 @@ class Artifact:
         return list(self.manifest.get("labels") or [str(i) for i in range(n)])
 
     @property
+    def mask_labels(self) -> list[str]:
+        """Names of a second, per-sample output's ids (``data.mask_labels``); empty without one."""
+        return list((self.manifest.get("data") or {}).get("mask_labels") or [])
+
+    @property
     def channels(self) -> list[dict[str, Any]]:
         """Per input channel: ``{"kind", "sos", ...}`` from ``data.preprocessing``."""
         return list(self.manifest.get("data", {}).get("preprocessing", {}).get("channels", []))

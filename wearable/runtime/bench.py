@@ -3,7 +3,8 @@
     python -m wearable.runtime.bench artifacts/dscnn_tiny --hours 24
     python -m wearable.runtime.bench artifacts/dscnn_tiny --hours 1 --sampling-rate 360 --chunk 36
 
-Plays a synthetic ECG-like signal (a 10-minute numpy buffer, repeated) through
+Plays a synthetic ECG-like signal, or PPG-like for a model whose input is a PPG (a 10-minute
+numpy buffer, repeated) through
 ``StreamRuntime`` on one interpreter thread, and prints one JSON line: seconds of signal,
 windows, wall seconds, × real time, seconds inside the interpreter (set_tensor + invoke +
 get_tensor), Python overhead (everything else: input checks, filtering, resampling,
@@ -29,7 +30,7 @@ from .artifact import ArtifactError, load_artifact
 from .interpreter import backend_version, load_interpreter
 from .streaming import StreamRuntime
 
-__all__ = ["main", "rss_bytes", "synthetic_ecg"]
+__all__ = ["main", "rss_bytes", "synthetic_ecg", "synthetic_ppg"]
 
 
 def rss_bytes() -> int | None:
@@ -56,6 +57,22 @@ def synthetic_ecg(seconds: float, rate: float, *, bpm: float = 72.0, seed: int =
         lo, hi = b - width, b + width + 1
         if lo >= 0 and hi <= t.size:
             x[lo:hi] += kernel
+    return x
+
+
+def synthetic_ppg(seconds: float, rate: float, *, bpm: float = 72.0, seed: int = 0) -> np.ndarray:
+    """Systolic + dicrotic Gaussian pulses at ``bpm`` with jitter, wander and noise, about unit
+    robust std like the training windows (numpy only; not physiological)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.05 * rng.normal(size=t.size) + 0.2 * np.sin(2 * np.pi * 0.2 * t)
+    beats = np.cumsum(60.0 / bpm + 0.03 * rng.normal(size=int(seconds * bpm / 60) + 2))
+    width = int(0.6 * rate)
+    k = np.arange(width) / rate
+    pulse = 2.0 * np.exp(-0.5 * ((k - 0.15) / 0.06) ** 2) + 0.8 * np.exp(-0.5 * ((k - 0.4) / 0.08) ** 2)
+    for b in (beats * rate).astype(np.int64):
+        if b + width <= t.size:
+            x[b:b + width] += pulse
     return x
 
 
@@ -86,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rt = StreamRuntime(art, sampling_rate=fs, resample=fs != art.sampling_rate, interpreter=interp)
-    block = synthetic_ecg(600.0, fs)
+    ppg = bool(art.channels) and art.channels[0].get("kind") == "ppg"
+    block = (synthetic_ppg if ppg else synthetic_ecg)(600.0, fs)
     block = block[: len(block) // chunk * chunk]
     total = int(args.hours * 3600 * fs)
     events = 0
@@ -130,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": art.manifest.get("model", {}).get("name", art.path.name),
         "backend": args.backend, "backend_version": backend_version(args.backend), "threads": 1,
-        "sensor_rate_hz": fs, "model_rate_hz": art.sampling_rate, "window": art.window, "hop": art.hop,
+        "signal": "synthetic_ppg" if ppg else "synthetic_ecg", "sensor_rate_hz": fs, "model_rate_hz": art.sampling_rate, "window": art.window, "hop": art.hop,
         "chunk": chunk, "signal_s": round(n / fs, 1), "windows": rt.windows, "events": events,
         "wall_s": round(wall, 3), "x_real_time": round(n / fs / wall, 1),
         "steady_wall_s": round(steady, 3), "steady_x_real_time": round((n - n_warm) / fs / steady, 1),

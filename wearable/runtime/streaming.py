@@ -22,7 +22,11 @@ clock. Events are plain dicts (JSON-ready), by ``type``:
               its whole window), so episodes tile stream time. Emitted when it ends or on flush.
 ``artifact``  ``kind``, ``start``, ``end``: input problems (``gap`` from ``gap(n)``,
               ``nonfinite`` NaN/inf samples, ``saturation`` at the configured ``rails``) and,
-              for a segmentation model with a ``clean`` label, runs of the other labels.
+              for a segmentation model with a ``clean`` label, runs of the other labels; so
+              too for a second, per-sample output that the manifest names (``data.mask_labels``
+              with a ``clean`` label: the PPG dual-stream model's motion-artifact mask), merged
+              across windows like a segmentation output. Those model artifacts do not gate
+              the window's class (the model was trained to classify through them).
 ``beat``      ``t``, ``label`` (segmentation model with a ``qrs`` label: centre of each run of
               at least ``BEAT_MIN_WIDTH_S``, except one within ``BEAT_REFRACTORY_S`` of the last beat).
 ``hr``        ``t``, ``bpm``: 60 / median RR of the beats in the last ``hr_interval_s``; for a
@@ -41,7 +45,7 @@ a chunk of any size is processed window by window with memory proportional to th
 A wrong shape or dtype raises ``ValueError``; a sensor rate that differs from the model's
 without ``resample=True`` raises ``RateMismatchError``.
 
-Segmentation (output ``(1, K, W)``): the probabilities of overlapping windows are averaged per
+Segmentation (output ``(1, K, W)``, or a ``mask_labels`` second output): the probabilities of overlapping windows are averaged per
 sample; after window ``e`` (covering ``[e-W, e)``) the samples ``[e-W, e-W+hop)`` are final,
 since no later window covers them. The latency is fixed by the schedule alone: sample ``t``
 is final when the window ending at ``e = W + hop * ceil((t + 1 - hop) / hop)`` has run, i.e.
@@ -111,7 +115,8 @@ class StreamRuntime:
         self.interp = interpreter if interpreter is not None else load_interpreter(
             artifact.model, backend=backend, default_delegates=True)
         self._in = self.interp.get_input_details()[0]
-        self._out = self.interp.get_output_details()[0]
+        outputs = self.interp.get_output_details()
+        self._out = outputs[0]
         shape = tuple(int(s) for s in self._in["shape"])
         self.n_channels = self.pre.n_channels
         if shape != (1, self.n_channels, self.window):
@@ -130,6 +135,17 @@ class StreamRuntime:
             self.mode = "segmentation"
         else:
             raise ValueError(f"unsupported model output shape {out_shape} (want (1, K) or (1, K, window))")
+        # A second, per-sample output named by the manifest's mask_labels (the PPG dual-stream
+        # model's motion-artifact mask) is merged like a segmentation model's output.
+        self.mask_labels = list(artifact.mask_labels) if self.mode != "segmentation" and len(outputs) > 1 else []
+        self._mask = outputs[1] if self.mask_labels else None
+        if self._mask is not None:
+            mask_shape = tuple(int(s) for s in self._mask["shape"])
+            if mask_shape != (1, len(self.mask_labels), self.window):
+                raise ValueError(f"mask output shape {mask_shape} does not match the manifest's "
+                                 f"mask_labels (1, {len(self.mask_labels)}, {self.window})")
+            self._mask_scale, self._mask_zero = quant_params(self._mask)
+        self.seg_labels = self.labels if self.mode == "segmentation" else self.mask_labels
         self.rings = [RingBuffer(self.window, dtype=self._in_dtype, policy=policy) for _ in range(self.n_channels)]
         self.smoothing, self.threshold, self.rails = smoothing, threshold, rails
         self.hr_interval_s = hr_interval_s
@@ -145,7 +161,7 @@ class StreamRuntime:
         self._recent: deque = deque(maxlen=smoothing)  # last clean outputs: probability vectors or values
         self._episode: tuple[str, float] | None = None
         self._last_end = 0.0
-        self._seg_acc = np.zeros((len(self.labels), self.window)) if self.mode == "segmentation" else None
+        self._seg_acc = np.zeros((len(self.seg_labels), self.window)) if self.seg_labels else None
         self._seg_cnt = np.zeros(self.window)
         self._seg_run: tuple[str, int] | None = None
         self._beats: deque = deque()
@@ -207,7 +223,7 @@ class StreamRuntime:
             if start is not None:
                 self._artifact(kind, start / self.sampling_rate, self.n_in / self.sampling_rate, key, _PHASE_INPUT)
                 self._runs[kind] = None
-        if self.mode == "segmentation" and self.windows:
+        if self._seg_acc is not None and self.windows:
             s0 = self._next_end - self.hop - self.window + self.hop  # front of the accumulator
             n = int((self._seg_cnt > 0).sum())
             self._seg_finalize(s0, n, key)
@@ -336,6 +352,7 @@ class StreamRuntime:
         self.interp.set_tensor(self._in["index"], x)
         self.interp.invoke()
         out = self.interp.get_tensor(self._out["index"])
+        mask = None if self._mask is None else self.interp.get_tensor(self._mask["index"])
         self.interpreter_s += time.perf_counter() - t0
         self.windows += 1
         logits = dequantize_with(out[0], self._out_scale, self._out_zero).astype(np.float64)
@@ -346,6 +363,8 @@ class StreamRuntime:
             self._regress(float(logits[0]), e, clean, key)
         else:
             self._segment(logits, e, key)
+        if mask is not None:
+            self._segment(dequantize_with(mask[0], self._mask_scale, self._mask_zero).astype(np.float64), e, key)
 
     def _overlaps(self, t0: float, t1: float) -> bool:
         while self._flags and self._flags[0][1] is not None and self._flags[0][1] <= t0:
@@ -387,8 +406,10 @@ class StreamRuntime:
             self._emit({"type": "hr", "t": _r(e / fs), "bpm": round(float(smoothed), 2)}, key, _PHASE_MODEL)
 
     def _segment(self, logits: np.ndarray, e: int, key: int) -> None:
-        p = np.exp(logits - logits.max(axis=0, keepdims=True))
-        p /= p.sum(axis=0, keepdims=True)
+        # the ufunc reductions are what .max/.sum call, without their Python-level dispatch
+        p = logits - np.maximum.reduce(logits, axis=0, keepdims=True)
+        np.exp(p, out=p)
+        p /= np.add.reduce(p, axis=0, keepdims=True)
         self._seg_acc += p
         self._seg_cnt += 1
         self._seg_finalize(e - self.window, self.hop, key)
@@ -397,17 +418,16 @@ class StreamRuntime:
         """Samples ``[s0, s0+n)`` (the front of the accumulator) are final: emit runs, shift left."""
         if n <= 0:
             return
-        cnt = np.maximum(self._seg_cnt[:n], 1)
-        labels = (self._seg_acc[:, :n] / cnt).argmax(axis=0)
-        changes = np.flatnonzero(np.diff(labels)) + 1
-        starts = np.concatenate([[0], changes])
-        for st, lab in zip(starts, labels[starts]):
-            name = self.labels[int(lab)]
+        labels = (self._seg_acc[:, :n] / np.maximum(self._seg_cnt[:n], 1)).argmax(axis=0)
+        starts = [0] + (np.flatnonzero(labels[1:] != labels[:-1]) + 1).tolist()  # run starts, as ints
+        names = self.seg_labels
+        for st, lab in zip(starts, labels[starts].tolist()):
+            name = names[lab]
             if self._seg_run is None:
-                self._seg_run = (name, s0 + int(st))
+                self._seg_run = (name, s0 + st)
             elif self._seg_run[0] != name:
-                self._seg_close(s0 + int(st), key)
-                self._seg_run = (name, s0 + int(st))
+                self._seg_close(s0 + st, key)
+                self._seg_run = (name, s0 + st)
         # shift left in place (numpy buffers the overlapping copy); np.roll would allocate twice
         self._seg_acc[:, :-n] = self._seg_acc[:, n:]
         self._seg_acc[:, -n:] = 0.0
@@ -431,11 +451,13 @@ class StreamRuntime:
             while self._beats and self._beats[0] < t - self.hr_interval_s:
                 self._beats.popleft()
             if len(self._beats) >= 2:
-                b = self._beats  # a dozen floats: statistics.median is np.median's result at a tenth of the cost
-                rr = statistics.median([b[i + 1] - b[i] for i in range(len(b) - 1)])
+                b = list(self._beats)  # a dozen floats: their median as statistics.median takes it, inline
+                rrs = sorted([y - x for x, y in zip(b, b[1:])])
+                k = len(rrs) // 2
+                rr = rrs[k] if len(rrs) % 2 else (rrs[k - 1] + rrs[k]) / 2
                 if rr > 0:
                     self._emit({"type": "hr", "t": _r(t), "bpm": round(60.0 / rr, 2)}, key, _PHASE_MODEL)
-        elif "clean" in self.labels and name != "clean":
+        elif "clean" in self.seg_labels and name != "clean":
             self._artifact(name, start / fs, end / fs, key, _PHASE_MODEL)
 
     # ------------------------------------------------------------------ events
