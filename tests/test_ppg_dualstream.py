@@ -164,3 +164,16 @@ def test_two_output_export(tmp_path):
     assert rt.mode == "classification" and rt.seg_labels == ["clean", "artifact"]
     assert sum(e["type"] == "class" for e in events) == rt.windows == 4
     assert seen == [(256 * (k + 1), (2, 256)) for k in range(4)]
+    # the artifact benchmark runs on it and counts consistently (an untrained model: figures mean nothing)
+    import json
+
+    from benchmarks.stream_artifacts import main as stream_artifacts
+
+    assert stream_artifacts([str(tmp_path / "ppg"), "--records", "2", "--seconds", "30",
+                             "--out", str(tmp_path / "a.json")]) == 0
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert [r["seed"] for r in report["rows"]] == [0, 1] and 0.0 <= report["gross"]["iou"] <= 1.0
+    for row in report["rows"]:
+        assert row["segments"] >= 3 and row["tp"] + row["fn"] > 0  # five segments each; some after window 1
+        assert row["tp"] + row["fn"] + row["fp"] <= row["samples"] == 30 * 50 - 256
+        assert 0 <= row["segments_hit"] <= row["segments"] and 0 <= row["events_false"] <= row["events"]

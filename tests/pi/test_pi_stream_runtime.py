@@ -165,6 +165,26 @@ def test_mask_output_gives_artifact_segments_and_leaves_the_class_alone():
         StreamRuntime(art, interpreter=FakeInterpreter(art))
 
 
+def test_model_artifact_runs_shorter_than_the_minimum_are_not_reported():
+    from wearable.runtime.streaming import ARTIFACT_MIN_S
+
+    art = fake_artifact("dual")  # window 200, hop 50, 100 Hz: ARTIFACT_MIN_S is 10 samples
+    short, long = (500, 509), (1000, 1010)  # absolute model samples the mask calls artifact
+
+    class MaskAt(FakeInterpreter):
+        def invoke(self):
+            super().invoke()
+            start = (self.calls - 1) * 50
+            m = np.zeros(200, dtype=bool)
+            for a, b in (short, long):
+                m[max(a - start, 0):max(b - start, 0)] = True
+            self._mask = np.stack([np.where(m, -50, 50), np.where(m, 50, -50)])[None].astype(np.int8)
+
+    assert round(ARTIFACT_MIN_S * 100) == 10
+    events = StreamRuntime(art, interpreter=MaskAt(art)).push(np.zeros(2000))
+    assert [(e["start"], e["end"]) for e in events if e["type"] == "artifact"] == [(10.0, 10.1)]
+
+
 def test_nonfinite_samples_become_artifact_and_inconclusive():
     x = _ecg(30)
     x[1000:1100] = np.nan

@@ -25,7 +25,8 @@ clock. Events are plain dicts (JSON-ready), by ``type``:
               for a segmentation model with a ``clean`` label, runs of the other labels; so
               too for a second, per-sample output that the manifest names (``data.mask_labels``
               with a ``clean`` label: the PPG dual-stream model's motion-artifact mask), merged
-              across windows like a segmentation output. Those model artifacts do not gate
+              across windows like a segmentation output; a model's run shorter than
+              ``ARTIFACT_MIN_S`` is not reported. Those model artifacts do not gate
               the window's class (the model was trained to classify through them).
 ``beat``      ``t``, ``label`` (segmentation model with a ``qrs`` label: centre of each run of
               at least ``BEAT_MIN_WIDTH_S``, except one within ``BEAT_REFRACTORY_S`` of the last beat).
@@ -71,11 +72,15 @@ from .interpreter import dequantize_with, load_interpreter, quant_params, quanti
 from .preprocess import Preprocessor
 from .ringbuffer import RingBuffer
 
-__all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS", "BEAT_REFRACTORY_S", "BEAT_MIN_WIDTH_S"]
+__all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS", "ARTIFACT_MIN_S", "BEAT_REFRACTORY_S",
+           "BEAT_MIN_WIDTH_S"]
 
 INCONCLUSIVE = "inconclusive"
 BEAT_REFRACTORY_S = 0.2  # no second beat within this of the last one (physiological refractory period)
 BEAT_MIN_WIDTH_S = 0.03  # a QRS run shorter than this is a noise blip, not a beat (wearable.continual.qrs too)
+# A model's artifact run shorter than this is not reported: the PPG mask flickers for a sample or
+# two at edges and in clean signal (half its runs on simulated records are 20 ms; motion lasts longer).
+ARTIFACT_MIN_S = 0.1
 ARTIFACT_INPUT_KINDS = ("gap", "nonfinite", "saturation")
 _PHASE_INPUT, _PHASE_MODEL = 0, 1
 
@@ -457,7 +462,7 @@ class StreamRuntime:
                 rr = rrs[k] if len(rrs) % 2 else (rrs[k - 1] + rrs[k]) / 2
                 if rr > 0:
                     self._emit({"type": "hr", "t": _r(t), "bpm": round(60.0 / rr, 2)}, key, _PHASE_MODEL)
-        elif "clean" in self.seg_labels and name != "clean":
+        elif "clean" in self.seg_labels and name != "clean" and end - start >= round(ARTIFACT_MIN_S * fs):
             self._artifact(name, start / fs, end / fs, key, _PHASE_MODEL)
 
     # ------------------------------------------------------------------ events
