@@ -16,6 +16,9 @@ variant with ``inceptionformer.LITE_160KB`` (the configuration within the 160 KB
 A single run says little: the DS1 training records hold one AF patient, and the same model
 differs by up to 0.18 macro F1 between seeds, so ``--seeds 0,1,2,3,4`` trains every model once
 per seed and reports mean ± sd (runs are then written under ``OUT/seed<S>/``).
+``--val-train-minutes 10`` also trains on the first 10 minutes of the validation records, so
+that record 201, the second DS1 AF patient, trains too (README: it helps the baselines, not the
+160 KB models).
 
 Exit codes: 0 done (export failures are reported in the table, not fatal), 2 bad input.
 """
