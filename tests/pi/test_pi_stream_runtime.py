@@ -117,6 +117,21 @@ def test_segmentation_beats_hr_and_latency():
     assert hr and all(abs(b - 60.0) < 2 for b in hr)
 
 
+@pytest.mark.parametrize("mode", ["segmentation", "dual"])
+def test_hop_equal_to_window_takes_the_argmax_directly(mode):
+    """Without overlap the merge skips the softmax average; the events are those of the full merge."""
+    x = _ecg(30)
+    x[1200:1460] += 8.0 * np.sin(2 * np.pi * 10.0 * np.arange(260) / FS)
+    runs = []
+    for direct in (True, False):
+        art = fake_artifact(mode, hop=200)
+        rt = StreamRuntime(art, interpreter=FakeInterpreter(art))
+        assert rt._no_overlap
+        rt._no_overlap = direct
+        runs.append(rt.push(x) + rt.flush())
+    assert runs[0] == runs[1] and any(e["type"] in ("beat", "artifact") for e in runs[0])
+
+
 def test_qrs_runs_narrower_than_the_minimum_width_are_not_beats():
     from wearable.runtime.streaming import BEAT_MIN_WIDTH_S
 

@@ -151,6 +151,7 @@ class StreamRuntime:
                                  f"mask_labels (1, {len(self.mask_labels)}, {self.window})")
             self._mask_scale, self._mask_zero = quant_params(self._mask)
         self.seg_labels = self.labels if self.mode == "segmentation" else self.mask_labels
+        self._no_overlap = self.hop == self.window  # segmentation: every sample is final after one window
         self.rings = [RingBuffer(self.window, dtype=self._in_dtype, policy=policy) for _ in range(self.n_channels)]
         self.smoothing, self.threshold, self.rails = smoothing, threshold, rails
         self.hr_interval_s = hr_interval_s
@@ -411,6 +412,11 @@ class StreamRuntime:
             self._emit({"type": "hr", "t": _r(e / fs), "bpm": round(float(smoothed), 2)}, key, _PHASE_MODEL)
 
     def _segment(self, logits: np.ndarray, e: int, key: int) -> None:
+        if self._no_overlap:
+            # No overlap: each sample's mean is this window's softmax, whose argmax is the logits'
+            # (dequantized int8 logits differ by at least one step, far beyond exp's rounding).
+            self._seg_runs(e - self.window, logits.argmax(axis=0), key)
+            return
         # the ufunc reductions are what .max/.sum call, without their Python-level dispatch
         p = logits - np.maximum.reduce(logits, axis=0, keepdims=True)
         np.exp(p, out=p)
@@ -423,7 +429,15 @@ class StreamRuntime:
         """Samples ``[s0, s0+n)`` (the front of the accumulator) are final: emit runs, shift left."""
         if n <= 0:
             return
-        labels = (self._seg_acc[:, :n] / np.maximum(self._seg_cnt[:n], 1)).argmax(axis=0)
+        self._seg_runs(s0, (self._seg_acc[:, :n] / np.maximum(self._seg_cnt[:n], 1)).argmax(axis=0), key)
+        # shift left in place (numpy buffers the overlapping copy); np.roll would allocate twice
+        self._seg_acc[:, :-n] = self._seg_acc[:, n:]
+        self._seg_acc[:, -n:] = 0.0
+        self._seg_cnt[:-n] = self._seg_cnt[n:]
+        self._seg_cnt[-n:] = 0.0
+
+    def _seg_runs(self, s0: int, labels: np.ndarray, key: int) -> None:
+        """Final labels of samples ``s0, s0+1, ...``: extend, close and open runs."""
         starts = [0] + (np.flatnonzero(labels[1:] != labels[:-1]) + 1).tolist()  # run starts, as ints
         names = self.seg_labels
         for st, lab in zip(starts, labels[starts].tolist()):
@@ -433,11 +447,6 @@ class StreamRuntime:
             elif self._seg_run[0] != name:
                 self._seg_close(s0 + st, key)
                 self._seg_run = (name, s0 + st)
-        # shift left in place (numpy buffers the overlapping copy); np.roll would allocate twice
-        self._seg_acc[:, :-n] = self._seg_acc[:, n:]
-        self._seg_acc[:, -n:] = 0.0
-        self._seg_cnt[:-n] = self._seg_cnt[n:]
-        self._seg_cnt[-n:] = 0.0
 
     def _seg_close(self, end: int, key: int) -> None:
         if self._seg_run is None:
