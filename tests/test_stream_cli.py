@@ -76,6 +76,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
         ([str(art), "--record", str(tmp_path / "rec")], "no rec.hea"),
         ([str(art), "--record", str(x), "--sampling-rate", "360", "--no-resample"], "differs from the model's"),
         ([str(art), "--record", str(x), "--sampling-rate", "100", "--chunk", "0"], "--chunk"),
+        ([str(art), "--record", str(x), "--sampling-rate", "100", "--ppg-scale", "0"], "--ppg-scale"),
+        ([str(art), "--record", str(x), "--sampling-rate", "100", "--ppg-scale", "big"], "--ppg-scale"),
     ]
     for argv, message in cases:
         assert cli.main(argv) == 2, argv
@@ -90,3 +92,19 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     (art / "model_int8.tflite").write_bytes(b"modeL")
     assert cli.main([str(art), "--record", str(x), "--sampling-rate", "100"]) == 2
     assert "does not match the manifest" in capsys.readouterr().err
+
+
+def test_ppg_scale_auto_is_the_robust_std_of_the_band_passed_start():
+    art = fake_artifact("dual")
+    assert cli._ppg_scale("auto", art, np.ones(100), 100.0, resample=False) == 1.0  # an ECG model: unused
+    assert cli._ppg_scale("2.5", art, np.ones(100), 100.0, resample=False) == 2.5
+    art.manifest["data"]["preprocessing"]["channels"][0]["kind"] = "ppg"
+    t = np.arange(12_000) / 100.0
+    x = np.sin(2 * np.pi * 1.2 * t) + 0.3 * np.sin(2 * np.pi * 2.4 * t) + 5.0  # offset: the band-pass removes it
+    one = cli._ppg_scale("auto", art, x, 100.0, resample=False)
+    assert 0.5 < one < 1.5
+    assert cli._ppg_scale("auto", art, 40.0 * x, 100.0, resample=False) == pytest.approx(40.0 * one)
+    x[:6000] *= 40.0  # only the first 60 s count
+    assert cli._ppg_scale("auto", art, x, 100.0, resample=False) == pytest.approx(40.0 * one, rel=0.05)
+    with pytest.raises(cli._InputError, match="flat"):
+        cli._ppg_scale("auto", art, np.full(12_000, 3.0), 100.0, resample=False)

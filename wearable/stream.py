@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threshold", type=float, default=0.5, metavar="P",
                     help="below this smoothed probability the decision is 'inconclusive' (default 0.5)")
     ap.add_argument("--rails", type=float, nargs=2, metavar=("LOW", "HIGH"), help="sensor rails: saturation")
+    ap.add_argument("--ppg-scale", default="auto", metavar="S",
+                    help="PPG models: divide the band-passed PPG by S, as training divided each record by its "
+                         "robust std; 'auto' (default): 1.4826 x MAD of the band-passed first 60 s of the record")
     ap.add_argument("--backend", help="TFLite backend (default: first installed)")
     ap.add_argument("--out", default="-", metavar="FILE", help="JSON-lines file for events (default stdout)")
     ap.add_argument("--class-events", action="store_true",
@@ -144,7 +147,8 @@ def _run(args: argparse.Namespace) -> int:
         _check_matplotlib()
     rt = StreamRuntime(art, sampling_rate=fs, resample=not args.no_resample, smoothing=args.smoothing,
                        threshold=args.threshold, rails=tuple(args.rails) if args.rails else None,
-                       backend=args.backend, on_samples=plot.add if plot else None)
+                       backend=args.backend, on_samples=plot.add if plot else None,
+                       ppg_scale=_ppg_scale(args.ppg_scale, art, x, fs, resample=not args.no_resample))
     out = sys.stdout if args.out == "-" else open(args.out, "w")
     counts: Counter = Counter()
     kept: list[dict] = []
@@ -183,9 +187,35 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{desc}: {duration:.1f} s at {fs:g} Hz -> model {art.sampling_rate:g} Hz, {rt.windows} windows, "
           f"{wall:.2f} s wall ({duration / wall:.0f}x real time); events: {summary}", file=sys.stderr)
     if plot:
-        plot.draw(args.plot, kept, title=f"{art.manifest.get('model', {}).get('name', art.path.name)} on {desc}")
+        ppg = any(ch.get("kind") == "ppg" for ch in art.channels)
+        plot.draw(args.plot, kept, title=f"{art.manifest.get('model', {}).get('name', art.path.name)} on {desc}",
+                  ylabel="model input (PPG / scale, band-passed)" if ppg else "model input (mV, band-passed)")
         print(f"plot: {args.plot}", file=sys.stderr)
     return 0
+
+
+def _ppg_scale(value: str, art, x: np.ndarray, fs: float, *, resample: bool) -> float:
+    """``--ppg-scale``: a positive number, or 'auto' (robust std of the first 60 s, band-passed as the model's input)."""
+    if value != "auto":
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = float("nan")
+        if not (np.isfinite(scale) and scale > 0):
+            raise _InputError(f"--ppg-scale must be 'auto' or a positive number, got {value!r}")
+        return scale
+    if not any(ch.get("kind") == "ppg" for ch in art.channels):
+        return 1.0
+    from .runtime import Preprocessor
+
+    pre = Preprocessor(art.channels, model_rate=art.sampling_rate, sampling_rate=fs, resample=resample,
+                       ppg_clip=np.inf)
+    head = np.nan_to_num(np.asarray(x[: int(60 * fs)], dtype=np.float64))
+    y = pre(head.reshape(len(head), -1))[int(2 * art.sampling_rate):, 0]  # after the high-pass settles
+    mad = float(np.median(np.abs(y - np.median(y)))) if y.size else 0.0
+    if not mad > 1e-9 * max(1e-3, float(np.abs(head).max(initial=0.0))):  # rounding noise of a flat line
+        raise _InputError("--ppg-scale auto: the first 60 s of the record are flat; give --ppg-scale S")
+    return 1.4826 * mad
 
 
 def _check_matplotlib() -> None:
@@ -207,7 +237,7 @@ class _PlotCapture:
         if lo < hi:
             self.parts.append((lo, np.array(y[lo - m0:hi - m0, 0])))
 
-    def draw(self, path: str, events: list[dict], *, title: str) -> None:
+    def draw(self, path: str, events: list[dict], *, title: str, ylabel: str) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -232,7 +262,7 @@ class _PlotCapture:
         uniq = dict(zip(labels, handles))
         if uniq:
             ax.legend(uniq.values(), uniq.keys(), loc="upper right", fontsize=8)
-        ax.set(xlim=(t0, t1), xlabel="stream time (s)", ylabel="model input (mV, filtered)", title=title)
+        ax.set(xlim=(t0, t1), xlabel="stream time (s)", ylabel=ylabel, title=title)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
