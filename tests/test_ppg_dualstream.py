@@ -158,7 +158,7 @@ def test_two_output_export(tmp_path):
 
     seen = []
     rt = StreamRuntime(load_artifact(tmp_path / "ppg"))
-    rt._segment = lambda p, e, key: seen.append((e, p.shape))  # the mask reaches the segmentation merge
+    rt._segment = lambda q, scale, zero, e, key: seen.append((e, q.shape))  # the mask reaches the merge
     x = np.random.default_rng(0).normal(size=4 * 256)
     events = rt.push(x) + rt.flush()
     assert rt.mode == "classification" and rt.seg_labels == ["clean", "artifact"]

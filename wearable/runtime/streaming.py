@@ -224,7 +224,7 @@ class StreamRuntime:
         self._drain()
         tail = self.pre.flush()
         if len(tail):
-            self._feed_model(self._quantize(tail), np.full(len(tail), key), tail)
+            self._feed_model(self._quantize(tail), tail, key)
         for kind, start in self._runs.items():
             if start is not None:
                 self._artifact(kind, start / self.sampling_rate, self.n_in / self.sampling_rate, key, _PHASE_INPUT)
@@ -295,7 +295,7 @@ class StreamRuntime:
         q = self._quantize(y)
         self.dsp_s += time.perf_counter() - t0
         if len(y):
-            self._feed_model(q, self._keys(self.n_model, len(y)), y)
+            self._feed_model(q, y)
 
     def _input_flags(self, masks: dict[str, np.ndarray], n0: int, n: int) -> None:
         fs = self.sampling_rate
@@ -320,9 +320,8 @@ class StreamRuntime:
                             f[1] = (n0 + e) / fs
                     self._runs[kind] = None
 
-    def _keys(self, m0: int, n: int) -> np.ndarray:
-        """Input sample count at which model samples m0..m0+n-1 became available."""
-        m = np.arange(m0, m0 + n, dtype=np.int64)
+    def _key(self, m: int) -> int:
+        """Input sample count at which model sample ``m`` became available."""
         if not self.pre.resamplers:
             return m + 1
         r = self.pre.resamplers[0]
@@ -333,7 +332,8 @@ class StreamRuntime:
         return quantize_with(y, self._in_scale, self._in_zero, self._in_dtype)
 
     # ------------------------------------------------------------------ model side
-    def _feed_model(self, q: np.ndarray, keys: np.ndarray, y: np.ndarray) -> None:
+    def _feed_model(self, q: np.ndarray, y: np.ndarray, key: int | None = None) -> None:
+        """Push model samples; run each window they complete (``key``: fixed, else the completing sample's)."""
         if self.on_samples is not None:
             self.on_samples(self.n_model, y)
         i = 0
@@ -345,7 +345,7 @@ class StreamRuntime:
             self.n_model += k
             i += k
             if self.n_model == self._next_end:
-                self._run_window(int(keys[i - 1]))
+                self._run_window(self._key(self.n_model - 1) if key is None else key)
                 self._next_end += self.hop
 
     def _run_window(self, key: int) -> None:
@@ -361,16 +361,18 @@ class StreamRuntime:
         mask = None if self._mask is None else self.interp.get_tensor(self._mask["index"])
         self.interpreter_s += time.perf_counter() - t0
         self.windows += 1
-        logits = dequantize_with(out[0], self._out_scale, self._out_zero).astype(np.float64)
         clean = not self._overlaps((e - w) / fs, e / fs)
         if self.mode == "classification":
-            self._classify(logits, e, clean, key)
+            self._classify(self._dequantize(out[0]), e, clean, key)
         elif self.mode == "regression":
-            self._regress(float(logits[0]), e, clean, key)
+            self._regress(float(self._dequantize(out[0])[0]), e, clean, key)
         else:
-            self._segment(logits, e, key)
+            self._segment(out[0], self._out_scale, self._out_zero, e, key)
         if mask is not None:
-            self._segment(dequantize_with(mask[0], self._mask_scale, self._mask_zero).astype(np.float64), e, key)
+            self._segment(mask[0], self._mask_scale, self._mask_zero, e, key)
+
+    def _dequantize(self, q: np.ndarray) -> np.ndarray:
+        return dequantize_with(q, self._out_scale, self._out_zero).astype(np.float64)
 
     def _overlaps(self, t0: float, t1: float) -> bool:
         while self._flags and self._flags[0][1] is not None and self._flags[0][1] <= t0:
@@ -411,12 +413,15 @@ class StreamRuntime:
         if label == "hr_bpm" and clean:
             self._emit({"type": "hr", "t": _r(e / fs), "bpm": round(float(smoothed), 2)}, key, _PHASE_MODEL)
 
-    def _segment(self, logits: np.ndarray, e: int, key: int) -> None:
+    def _segment(self, q: np.ndarray, scale: float, zero: int, e: int, key: int) -> None:
+        """Merge one window's int8 per-sample logits ``(K, W)`` into the running average."""
         if self._no_overlap:
             # No overlap: each sample's mean is this window's softmax, whose argmax is the logits'
-            # (dequantized int8 logits differ by at least one step, far beyond exp's rounding).
-            self._seg_runs(e - self.window, logits.argmax(axis=0), key)
+            # and so the int8 values' (dequantization keeps their order; distinct steps stay far
+            # apart after exp's rounding).
+            self._seg_runs(e - self.window, q.argmax(axis=0), key)
             return
+        logits = dequantize_with(q, scale, zero).astype(np.float64)
         # the ufunc reductions are what .max/.sum call, without their Python-level dispatch
         p = logits - np.maximum.reduce(logits, axis=0, keepdims=True)
         np.exp(p, out=p)
@@ -483,7 +488,8 @@ class StreamRuntime:
         self._seq += 1
 
     def _release(self) -> list[dict]:
-        self._pending.sort(key=lambda item: item[:3])
+        if len(self._pending) > 1:
+            self._pending.sort(key=lambda item: item[:3])
         out = [item[3] for item in self._pending]
         self._pending.clear()
         return out
