@@ -84,10 +84,10 @@ class SosFilter:
             return x.copy()
         if self._zi is None:
             self._zi = self._zi_unit * x[0]
+            self._zi_view = self._zi.reshape(1, *self._zi.shape)  # the kernel updates the state through it
         if self._kernel is not None:
             y = np.array(x, dtype=np.float64, order="C").reshape(1, -1)  # filtered in place
-            zi = self._zi.reshape(1, *self._zi.shape)  # a view: the kernel updates the state in place
-            self._kernel(self.sos, y, zi)
+            self._kernel(self.sos, y, self._zi_view)
             return y[0]
         if self.backend == "scipy":
             y, self._zi = self._sosfilt(self.sos, x, zi=self._zi)

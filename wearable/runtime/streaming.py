@@ -152,6 +152,9 @@ class StreamRuntime:
             self._mask_scale, self._mask_zero = quant_params(self._mask)
         self.seg_labels = self.labels if self.mode == "segmentation" else self.mask_labels
         self._no_overlap = self.hop == self.window  # segmentation: every sample is final after one window
+        self._seg_artifacts = "clean" in self.seg_labels  # runs of the other labels are artifacts
+        self._beat_min = max(1, round(BEAT_MIN_WIDTH_S * self.model_rate))  # samples
+        self._artifact_min = round(ARTIFACT_MIN_S * self.model_rate)
         self.rings = [RingBuffer(self.window, dtype=self._in_dtype, policy=policy) for _ in range(self.n_channels)]
         self.smoothing, self.threshold, self.rails = smoothing, threshold, rails
         self.hr_interval_s = hr_interval_s
@@ -381,8 +384,9 @@ class StreamRuntime:
 
     def _classify(self, logits: np.ndarray, e: int, clean: bool, key: int) -> None:
         fs, w = self.model_rate, self.window
-        p = np.exp(logits - logits.max())
-        p /= p.sum()
+        p = logits - np.maximum.reduce(logits)  # what .max() and .sum() call, without their dispatch
+        np.exp(p, out=p)
+        p /= np.add.reduce(p)
         top = int(p.argmax())
         if clean:
             self._recent.append(p)
@@ -419,7 +423,8 @@ class StreamRuntime:
             # No overlap: each sample's mean is this window's softmax, whose argmax is the logits'
             # and so the int8 values' (dequantization keeps their order; distinct steps stay far
             # apart after exp's rounding).
-            self._seg_runs(e - self.window, q.argmax(axis=0), key)
+            # two labels (QRS, the PPG mask): argmax picks 1 only where it is strictly larger
+            self._seg_runs(e - self.window, q[1] > q[0] if len(q) == 2 else q.argmax(axis=0), key)
             return
         logits = dequantize_with(q, scale, zero).astype(np.float64)
         # the ufunc reductions are what .max/.sum call, without their Python-level dispatch
@@ -443,9 +448,9 @@ class StreamRuntime:
 
     def _seg_runs(self, s0: int, labels: np.ndarray, key: int) -> None:
         """Final labels of samples ``s0, s0+1, ...``: extend, close and open runs."""
-        starts = [0] + (np.flatnonzero(labels[1:] != labels[:-1]) + 1).tolist()  # run starts, as ints
+        changes = np.flatnonzero(labels[1:] != labels[:-1]) + 1
         names = self.seg_labels
-        for st, lab in zip(starts, labels[starts].tolist()):
+        for st, lab in zip([0, *changes.tolist()], [int(labels[0]), *labels[changes].tolist()]):  # run starts
             name = names[lab]
             if self._seg_run is None:
                 self._seg_run = (name, s0 + st)
@@ -459,7 +464,7 @@ class StreamRuntime:
         name, start = self._seg_run
         self._seg_run = None
         fs = self.model_rate
-        if name == "qrs" and end - start >= max(1, round(BEAT_MIN_WIDTH_S * fs)):
+        if name == "qrs" and end - start >= self._beat_min:
             t = (start + end - 1) / 2 / fs
             # No beat follows another within the refractory period: a second run there is noise
             # or a split QRS, not a beat.
@@ -476,7 +481,7 @@ class StreamRuntime:
                 rr = rrs[k] if len(rrs) % 2 else (rrs[k - 1] + rrs[k]) / 2
                 if rr > 0:
                     self._emit({"type": "hr", "t": _r(t), "bpm": round(60.0 / rr, 2)}, key, _PHASE_MODEL)
-        elif "clean" in self.seg_labels and name != "clean" and end - start >= round(ARTIFACT_MIN_S * fs):
+        elif self._seg_artifacts and name != "clean" and end - start >= self._artifact_min:
             self._artifact(name, start / fs, end / fs, key, _PHASE_MODEL)
 
     # ------------------------------------------------------------------ events
