@@ -85,6 +85,28 @@ def test_stream_windows_equal_offline_windows(art_dir: Path):
         assert e["start"] == pytest.approx(k * hop / art.sampling_rate)
 
 
+@pytest.mark.parametrize("art_dir", _dirs(), ids=lambda p: p.name)
+def test_stream_mask_equals_offline_mask(art_dir: Path):
+    """A second, per-sample output named by mask_labels: the runtime's final labels are the offline argmax."""
+    art = load_artifact(art_dir)
+    if not art.mask_labels:
+        pytest.skip("no mask output")
+    x = _signal(3 * art.window / art.sampling_rate, art.sampling_rate)
+    pre, final = [], []
+    rt = StreamRuntime(art, backend=_backend(), on_samples=lambda m0, y: pre.append(y))
+    runs = rt._seg_runs
+    rt._seg_runs = lambda s0, labels, key: (final.append((s0, np.asarray(labels, dtype=np.int64))), runs(s0, labels, key))
+    rt.push(x)
+    rt.flush()
+    y = np.concatenate(pre)
+    interp = load_interpreter(art.model, backend=_backend())
+    d = interp.get_input_details()[0]
+    assert len(final) == rt.windows >= 2 and art.hop == art.window  # the shipped PPG model: no overlap
+    for s0, labels in final:
+        mask = invoke(interp, quantize(y[s0:s0 + art.window, :].T[None], d))[1]
+        np.testing.assert_array_equal(labels, mask[0].argmax(axis=0))
+
+
 def test_bench_prints_one_json_line(capsys):
     from wearable.runtime.bench import main
 
