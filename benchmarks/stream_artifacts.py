@@ -34,13 +34,13 @@ def score_record(artifact, seconds: float, seed: int, *, chunk: int) -> dict:
     from wearable.data import ecg_ppg_simulate, ppg_clean
     from wearable.data.ppg_artifacts import ppg_artifacts_add
     from wearable.runtime import StreamRuntime
+    from wearable.runtime.dsp import robust_std
 
     fs = artifact.sampling_rate
     rec = ecg_ppg_simulate(seconds, sampling_rate=fs, rhythm=_RHYTHMS[seed % 3], seed=seed)
     raw, mask = ppg_artifacts_add(rec.ppg, sampling_rate=fs, seed=seed)
     filtered = ppg_clean(raw, sampling_rate=fs)
-    scale = 1.4826 * float(np.median(np.abs(filtered - np.median(filtered))))
-    rt = StreamRuntime(artifact, ppg_scale=scale)
+    rt = StreamRuntime(artifact, ppg_scale=robust_std(filtered))
     events = []
     for i in range(0, len(raw), chunk):
         events += rt.push(raw[i:i + chunk])

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .runtime import ArtifactError, RateMismatchError, StreamRuntime, load_artifact
+from .runtime.dsp import robust_std
 
 __all__ = ["main", "read_record"]
 
@@ -187,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{desc}: {duration:.1f} s at {fs:g} Hz -> model {art.sampling_rate:g} Hz, {rt.windows} windows, "
           f"{wall:.2f} s wall ({duration / wall:.0f}x real time); events: {summary}", file=sys.stderr)
     if plot:
-        ppg = any(ch.get("kind") == "ppg" for ch in art.channels)
+        ppg = art.channel_kinds[:1] == ["ppg"]  # the plotted channel
         plot.draw(args.plot, kept, title=f"{art.manifest.get('model', {}).get('name', art.path.name)} on {desc}",
                   ylabel="model input (PPG / scale, band-passed)" if ppg else "model input (mV, band-passed)")
         print(f"plot: {args.plot}", file=sys.stderr)
@@ -204,7 +205,7 @@ def _ppg_scale(value: str, art, x: np.ndarray, fs: float, *, resample: bool) -> 
         if not (np.isfinite(scale) and scale > 0):
             raise _InputError(f"--ppg-scale must be 'auto' or a positive number, got {value!r}")
         return scale
-    if not any(ch.get("kind") == "ppg" for ch in art.channels):
+    if "ppg" not in art.channel_kinds:
         return 1.0
     from .runtime import Preprocessor
 
@@ -212,10 +213,10 @@ def _ppg_scale(value: str, art, x: np.ndarray, fs: float, *, resample: bool) -> 
                        ppg_clip=np.inf)
     head = np.nan_to_num(np.asarray(x[: int(60 * fs)], dtype=np.float64))
     y = pre(head.reshape(len(head), -1))[int(2 * art.sampling_rate):, 0]  # after the high-pass settles
-    mad = float(np.median(np.abs(y - np.median(y)))) if y.size else 0.0
-    if not mad > 1e-9 * max(1e-3, float(np.abs(head).max(initial=0.0))):  # rounding noise of a flat line
+    scale = robust_std(y) if y.size else 0.0
+    if not scale > 1.4826e-9 * max(1e-3, float(np.abs(head).max(initial=0.0))):  # rounding noise of a flat line
         raise _InputError("--ppg-scale auto: the first 60 s of the record are flat; give --ppg-scale S")
-    return 1.4826 * mad
+    return scale
 
 
 def _check_matplotlib() -> None:

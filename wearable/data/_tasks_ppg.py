@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from wearable.runtime.dsp import robust_std
+
 from ._errors import DataError
 from ._request import Request, TaskSpec, split_records, subsample
 from .bidmc import BIDMC_SPLITS, bidmc_read, bidmc_records
@@ -42,7 +44,6 @@ _TASK_CODE = {"rhythm_artifact": 10, "bidmc_artifact": 11}  # apart from the syn
 _SIMULATED = {"sinus": "normal", "ectopic": "ectopic", "af": "af"}
 _MAX_TRIES = 20
 _PULSE_AFTER_S = 0.8  # an ectopic beat is visible in the PPG through the pulse that follows it
-_MAD_TO_STD = 1.4826
 
 
 def ppg_windows(req: Request) -> WindowSet:
@@ -96,7 +97,7 @@ def _bidmc(req: Request) -> WindowSet:
         # Scale once per record from the artifact-free signal, as ppg_scale would, so an
         # injected artifact cannot rescale its own window.
         centre = float(np.median(clean))
-        spread = _MAD_TO_STD * float(np.median(np.abs(clean - centre))) or 1.0
+        spread = robust_std(clean) or 1.0
         lo, hi = np.percentile(clean, [2.5, 97.5])
         for j, s in enumerate(window_starts(ppg.size, window_samples=w, hop_samples=req.hop_samples or w, start=pad)):
             rng = np.random.default_rng([req.seed, _SPLIT_CODE[req.split], _TASK_CODE[req.task], r, int(s)])

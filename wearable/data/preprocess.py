@@ -57,9 +57,6 @@ FILTER_ORDER = 2
 FILTER_MAX_EDGE_FRACTION = 0.45
 ECG_CLIP_MV = 5.0
 PPG_CLIP = 5.0
-# 1.4826 * MAD estimates the standard deviation of Gaussian data, and ignores pulses lost
-# to motion or sensor drop-outs far better than the plain standard deviation.
-_MAD_TO_STD = 1.4826
 
 
 def filter_sos(kind: str, *, sampling_rate: float) -> np.ndarray:
@@ -122,7 +119,7 @@ def ppg_scale(ppg: np.ndarray) -> np.ndarray:
     """
     ppg = np.asarray(ppg, dtype=np.float64)
     centred = ppg - np.median(ppg)
-    spread = _MAD_TO_STD * np.median(np.abs(centred))
+    spread = runtime_dsp.robust_std(ppg)
     if not np.isfinite(spread) or spread <= 0:
         spread = 1.0  # a flat record stays flat instead of becoming NaN
     return np.clip(centred / spread, -PPG_CLIP, PPG_CLIP)

@@ -67,6 +67,11 @@ class Artifact:
         return list((self.manifest.get("data") or {}).get("mask_labels") or [])
 
     @property
+    def channel_kinds(self) -> list[str]:
+        """``kind`` of each input channel ("ecg", "ppg", ...), from ``data.preprocessing``."""
+        return [str(ch.get("kind", "ecg")) for ch in self.channels]
+
+    @property
     def channels(self) -> list[dict[str, Any]]:
         """Per input channel: ``{"kind", "sos", ...}`` from ``data.preprocessing``."""
         return list(self.manifest.get("data", {}).get("preprocessing", {}).get("channels", []))

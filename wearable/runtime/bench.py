@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rt = StreamRuntime(art, sampling_rate=fs, resample=fs != art.sampling_rate, interpreter=interp)
-    ppg = bool(art.channels) and art.channels[0].get("kind") == "ppg"
+    ppg = art.channel_kinds[:1] == ["ppg"]
     block = (synthetic_ppg if ppg else synthetic_ecg)(600.0, fs)
     block = block[: len(block) // chunk * chunk]
     total = int(args.hours * 3600 * fs)
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": art.manifest.get("model", {}).get("name", art.path.name),
         "backend": args.backend, "backend_version": backend_version(args.backend), "threads": 1,
-        "signal": "synthetic_ppg" if ppg else "synthetic_ecg", "sensor_rate_hz": fs, "model_rate_hz": art.sampling_rate, "window": art.window, "hop": art.hop,
+        "signal": "synthetic_ppg" if ppg else "synthetic_ecg",
+        "sensor_rate_hz": fs, "model_rate_hz": art.sampling_rate, "window": art.window, "hop": art.hop,
         "chunk": chunk, "signal_s": round(n / fs, 1), "windows": rt.windows, "events": events,
         "wall_s": round(wall, 3), "x_real_time": round(n / fs / wall, 1),
         "steady_wall_s": round(steady, 3), "steady_x_real_time": round((n - n_warm) / fs / steady, 1),

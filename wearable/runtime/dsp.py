@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["SosFilter", "Resampler", "sosfilt_zi", "resample_ratio", "HAVE_SCIPY"]
+__all__ = ["SosFilter", "Resampler", "sosfilt_zi", "resample_ratio", "robust_std", "HAVE_SCIPY"]
 
 HAVE_SCIPY = importlib.util.find_spec("scipy") is not None
 
@@ -108,6 +108,13 @@ class SosFilter:
             out[i] = cur
         self._zi = np.array(z)
         return out
+
+
+def robust_std(x: np.ndarray) -> float:
+    """1.4826 · MAD: the standard deviation of Gaussian data, barely moved by pulses lost to
+    motion or sensor drop-outs (the PPG scale of training windows and of the stream)."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
 def resample_ratio(sampling_rate: float, target_rate: float) -> tuple[int, int]:

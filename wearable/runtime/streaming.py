@@ -46,8 +46,8 @@ a chunk of any size is processed window by window with memory proportional to th
 A wrong shape or dtype raises ``ValueError``; a sensor rate that differs from the model's
 without ``resample=True`` raises ``RateMismatchError``.
 
-Segmentation (output ``(1, K, W)``, or a ``mask_labels`` second output): the probabilities of overlapping windows are averaged per
-sample; after window ``e`` (covering ``[e-W, e)``) the samples ``[e-W, e-W+hop)`` are final,
+Segmentation (output ``(1, K, W)``, or a ``mask_labels`` second output): the probabilities of
+overlapping windows are averaged per sample; after window ``e`` (covering ``[e-W, e)``) the samples ``[e-W, e-W+hop)`` are final,
 since no later window covers them. The latency is fixed by the schedule alone: sample ``t``
 is final when the window ending at ``e = W + hop * ceil((t + 1 - hop) / hop)`` has run, i.e.
 between ``W - hop + 1`` and ``W`` model samples after it arrived (``latency_samples`` = W, the
@@ -420,10 +420,10 @@ class StreamRuntime:
     def _segment(self, q: np.ndarray, scale: float, zero: int, e: int, key: int) -> None:
         """Merge one window's int8 per-sample logits ``(K, W)`` into the running average."""
         if self._no_overlap:
-            # No overlap: each sample's mean is this window's softmax, whose argmax is the logits'
-            # and so the int8 values' (dequantization keeps their order; distinct steps stay far
-            # apart after exp's rounding).
-            # two labels (QRS, the PPG mask): argmax picks 1 only where it is strictly larger
+            # No overlap: each sample's mean is this window's softmax, whose argmax is that of the
+            # int8 values (dequantization keeps their order; distinct steps stay far apart after
+            # exp's rounding). With two labels (QRS, the PPG mask) argmax picks 1 only where it is
+            # strictly larger.
             self._seg_runs(e - self.window, q[1] > q[0] if len(q) == 2 else q.argmax(axis=0), key)
             return
         logits = dequantize_with(q, scale, zero).astype(np.float64)
