@@ -103,6 +103,31 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("case", ["parent", "absolute", "symlink", "oversize"])
+def test_files_outside_the_artifact_are_never_read(tmp_path, capsys, case):
+    from wearable.runtime.artifact import MAX_FILE_BYTES
+
+    art = _artifact(tmp_path / "arts")
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"root:x:0:0")
+    entry = {"bytes": secret.stat().st_size, "sha256": hashlib.sha256(secret.read_bytes()).hexdigest()}
+    name = {"parent": "../../secret", "absolute": str(secret)}.get(case, "golden.npz")
+    if case == "symlink":
+        (art / name).symlink_to(secret)
+    if case == "oversize":  # sparse, so the test writes nothing; its sha256 is never computed
+        with open(art / name, "wb") as f:
+            f.truncate(MAX_FILE_BYTES + 1)
+        entry = {"sha256": "0" * 64}
+    manifest = json.loads((art / "manifest.json").read_text())
+    manifest["files"][name] = entry
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = _run(capsys, art, "--no-measure", "--no-vela", "-q", "--out", tmp_path / "r")
+    message = {"symlink": "outside the artifact directory", "oversize": f"more than the {MAX_FILE_BYTES}"}
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error:")
+    assert message.get(case, "files entry must be") in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_report_written_and_estimates_reproducible(tmp_path, capsys):
     art = _artifact(tmp_path / "arts")
     reports = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -278,3 +279,58 @@ def test_missing_and_tampered_artifacts(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="unreadable manifest"):
         load_artifact(tmp_path)
+
+
+def _write_artifact(root, edit=lambda m: None, model=b"TFL3 pretend model bytes"):
+    manifest = json.loads(json.dumps(fake_artifact().manifest))
+    manifest["model"] = {"name": "fake"}
+    manifest["files"] = {"model_int8.tflite": {"bytes": len(model), "sha256": hashlib.sha256(model).hexdigest()}}
+    edit(manifest)
+    root.mkdir(exist_ok=True)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    (root / "model_int8.tflite").write_bytes(model)
+    return root
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.update(sampling_rate_hz=float("nan")), "NaN is not a JSON number"),
+    (lambda m: m.update(sampling_rate_hz=1e9), "sampling_rate_hz must be a number"),
+    (lambda m: m.update(sampling_rate_hz="100"), "sampling_rate_hz must be a number"),
+    (lambda m: m.update(window_samples=0), "window_samples must be an integer"),
+    (lambda m: m.update(window_samples=2 ** 40), "window_samples must be an integer"),
+    (lambda m: m.update(hop_samples=1.5), "hop_samples must be an integer"),
+    (lambda m: m.update(labels=["low"]), "1 labels for an output of 2 classes"),
+    (lambda m: m.update(labels=["low", "high\nfake event"]), "labels[1] must be"),
+    (lambda m: m["model"].update(name="../../x"), "model.name must be"),
+    (lambda m: m["files"].update({"/etc/passwd": {"sha256": "0" * 64}}), "files entry must be"),
+    (lambda m: m["files"].update({"../secret": {"sha256": "0" * 64}}), "files entry must be"),
+    (lambda m: m["files"]["model_int8.tflite"].update(bytes=-1), "bytes must be an integer"),
+    (lambda m: m["files"]["model_int8.tflite"].update(sha256="not hex"), "no sha256"),
+])
+def test_unsafe_manifest_values_are_refused(tmp_path, edit, message):
+    art = _write_artifact(tmp_path / "art", edit)
+    with pytest.raises(ArtifactError, match=re.escape(message)):
+        load_artifact(art, all_files=True)
+
+
+def test_files_are_read_only_inside_the_artifact_and_up_to_a_size(tmp_path):
+    from wearable.runtime.artifact import MAX_FILE_BYTES
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not yours")
+    entry = {"bytes": 9, "sha256": hashlib.sha256(b"not yours").hexdigest()}
+    art = _write_artifact(tmp_path / "art", lambda m: m["files"].update({"golden.npz": entry}))
+    (art / "golden.npz").symlink_to(secret)
+    with pytest.raises(ArtifactError, match="outside the artifact directory"):
+        load_artifact(art, all_files=True)
+    assert load_artifact(art).golden is None  # nor handed to a benchmark as the golden file
+    (art / "golden.npz").unlink()
+    (art / "golden.npz").write_bytes(b"not yours")
+    assert load_artifact(art, all_files=True).golden == art / "golden.npz"
+    (art / "golden.npz").write_bytes(b"not yours!")
+    with pytest.raises(ArtifactError, match=re.escape("10 bytes does not match the manifest (9 bytes)")):
+        load_artifact(art, all_files=True)
+    with open(art / "golden.npz", "r+b") as f:  # sparse: refused from its size, never read
+        f.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(ArtifactError, match=f"more than the {MAX_FILE_BYTES}"):
+        load_artifact(art, all_files=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .artifact import Artifact, ArtifactError, load_artifact
+from .artifact import Artifact, ArtifactError, load_artifact, read_artifact_file
 from .interpreter import dequantize, load_interpreter, quant_params, quantize_with
 
 __all__ = ["StatefulStream", "FLOAT_MODEL_FILE"]
@@ -48,11 +48,10 @@ class StatefulStream:
             raise ValueError(f"precision must be 'int8' or 'float', got {precision!r}")
         model: Any = art.model
         if precision == "float":
-            path = art.path / FLOAT_MODEL_FILE
-            if not path.is_file():
-                raise ArtifactError(f"{path}: missing")
-            model = path.read_bytes()
-            _check_sha(art, FLOAT_MODEL_FILE, model)
+            entry = art.manifest.get("files", {}).get(FLOAT_MODEL_FILE)
+            if not isinstance(entry, dict):
+                raise ArtifactError(f"{art.path}: the manifest lists no {FLOAT_MODEL_FILE}")
+            model = read_artifact_file(art.path, FLOAT_MODEL_FILE, entry)
         self.artifact = art
         self.block = int(stream["block_samples"])
         self.delay_samples = int(stream["delay_samples"])
@@ -122,10 +121,3 @@ class StatefulStream:
         self.reset()
         return self.push(signal)
 
-
-def _check_sha(art: Artifact, name: str, data: bytes) -> None:
-    import hashlib
-
-    entry = art.manifest.get("files", {}).get(name)
-    if not isinstance(entry, dict) or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        raise ArtifactError(f"{art.path / name}: sha256 does not match the manifest")
