@@ -2,13 +2,16 @@
 
 Everything the firmware needs is validated here, before anything is written: the manifest
 fields, the model's sha256 against the manifest, int8 inputs and outputs, no float op, every op
-known to TFLite Micro, golden vectors matching the tensor shapes.
+known to TFLite Micro, golden vectors matching the tensor shapes. The manifest is untrusted
+input that becomes C source: names and labels must be plain names
+(``wearable.runtime.artifact.check_manifest``, the runtime's own check), every number must be
+finite and within bounds, and files are read only from inside the artifact directory.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import keyword
 import math
 import re
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from wearable.runtime.artifact import ArtifactError, check_manifest, check_name, read_artifact_file, read_manifest
 
 __all__ = ["FirmwareError", "FirmwareContext", "TensorInfo", "ARENA_MARGIN_PERCENT", "TFLM_OPS", "load_context",
            "c_identifier", "quantize_multiplier"]
@@ -30,7 +35,9 @@ GOLDEN_NAME = "golden.npz"
 # the scratch buffers of convolution kernels on models this size; check on the target with
 # MicroInterpreter::arena_used_bytes().
 ARENA_MARGIN_PERCENT = 25
+_MAX_ARENA_MARGIN_PERCENT = 1000
 _ARENA_ALIGN = 16
+_MAX_CLIP = 1e6  # mV or PPG units after scaling: the shipped clips are 5
 
 # TFLite builtin op name -> MicroMutableOpResolver method (tensorflow/lite/micro/micro_mutable_op_resolver.h).
 # Ops TFLM has no kernel for are absent on purpose: generation refuses them by name.
@@ -151,10 +158,12 @@ def load_context(artifact_dir: str | Path, *, arena_margin_percent: int = ARENA_
         if not path.is_file():
             raise FirmwareError(f"{root}: {name} is missing (export the model with python -m quantize.export)")
     try:
-        manifest = json.loads(paths[MANIFEST_NAME].read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FirmwareError(f"{paths[MANIFEST_NAME]}: not valid JSON ({exc})") from None
-    model = paths[MODEL_NAME].read_bytes()
+        manifest = read_manifest(root)
+        check_manifest(manifest)
+        model = read_artifact_file(root, MODEL_NAME)
+        golden = read_artifact_file(root, GOLDEN_NAME)
+    except ArtifactError as exc:
+        raise FirmwareError(str(exc)) from None
     sha = hashlib.sha256(model).hexdigest()
     want = _field(manifest, "files", MODEL_NAME, "sha256")
     if sha != want:
@@ -167,21 +176,23 @@ def load_context(artifact_dir: str | Path, *, arena_margin_percent: int = ARENA_
     ops = []
     for i, op in enumerate(_list(manifest, "ops")):
         name = _field(op, "name", where=f"ops[{i}]")
-        if name not in TFLM_OPS:
-            raise FirmwareError(f"op {name} has no TFLite Micro kernel in MicroMutableOpResolver")
+        if not isinstance(name, str) or name not in TFLM_OPS:
+            raise FirmwareError(f"op {name if isinstance(name, str) else repr(name)} has no TFLite Micro kernel "
+                                "in MicroMutableOpResolver")
         ops.append((name, TFLM_OPS[name]))
     _check_tflite(model, manifest)
     arena = _int(manifest, "tflm", "arena_bytes")
     margin = int(arena_margin_percent)
-    if margin < 0:
-        raise FirmwareError(f"arena margin must be >= 0 %, got {margin}")
+    if not 0 <= margin <= _MAX_ARENA_MARGIN_PERCENT:
+        raise FirmwareError(f"arena margin must be in [0, {_MAX_ARENA_MARGIN_PERCENT}] %, got {margin}")
     padded = -(-arena * (100 + margin) // 100)
     padded = -(-padded // _ARENA_ALIGN) * _ARENA_ALIGN
-    name = str(_field(manifest, "model", "name"))
-    labels = _field(manifest, "labels")
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise FirmwareError("manifest field labels must be a list of strings")
-    golden_in, golden_out = _golden(paths[GOLDEN_NAME], inputs, outputs)
+    name = _field(manifest, "model", "name")  # a plain name: check_manifest
+    labels = _field(manifest, "labels")  # plain names: check_manifest
+    if len(outputs[0].shape) < 2 or len(labels) != outputs[0].shape[1]:
+        raise FirmwareError(f"manifest has {len(labels)} labels for output 0 of shape {list(outputs[0].shape)}: "
+                            "one label per class (shape[1]) is needed")
+    golden_in, golden_out = _golden(paths[GOLDEN_NAME], golden, inputs, outputs)
     return FirmwareContext(
         model_name=name, ident=c_identifier(name), sha256=sha, model_bytes=model,
         sampling_rate_hz=_number(manifest, "sampling_rate_hz"), window_samples=_int(manifest, "window_samples"),
@@ -189,7 +200,7 @@ def load_context(artifact_dir: str | Path, *, arena_margin_percent: int = ARENA_
         inputs=inputs, outputs=outputs, labels=tuple(labels), ops=tuple(sorted(set(ops))),
         arena_measured_bytes=arena, arena_margin_percent=margin, arena_bytes=padded,
         filters=_filters(manifest), golden_inputs=golden_in, golden_outputs=golden_out,
-        golden_tolerance=int((manifest.get("tflm") or {}).get("max_abs_diff") or 0))
+        golden_tolerance=_tolerance(manifest))
 
 
 # --------------------------------------------------------------------------- manifest fields
@@ -220,9 +231,30 @@ def _int(obj: dict, *keys: str) -> int:
 
 def _number(obj: dict, *keys: str) -> float:
     value = _field(obj, *keys)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
         raise FirmwareError(f"manifest field {'.'.join(keys)} must be a positive number, got {value!r}")
     return float(value)
+
+
+def _tolerance(manifest: dict) -> int:
+    """int8 steps TFLite Micro differed by at export (``tflm.max_abs_diff``), 0 when not recorded."""
+    value = (manifest.get("tflm") or {}).get("max_abs_diff") or 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+        raise FirmwareError(f"manifest field tflm.max_abs_diff must be an integer in [0, 255], got {value!r}")
+    return value
+
+
+def _finite(value: Any, where: str, *, ndim: int) -> np.ndarray:
+    """``value`` as a float64 array of ``ndim`` dimensions with only finite numbers: C would read
+    NaN or infinity as the identifiers ``nan`` and ``inf``."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged rows
+        array = None
+    if array is None or array.dtype.kind not in "iuf" or array.ndim != ndim or not array.size \
+            or not np.all(np.isfinite(array)):
+        raise FirmwareError(f"manifest {where} must be finite numbers ({ndim}-D), got {repr(value)[:80]}")
+    return array.astype(np.float64)
 
 
 def _tensor(entry: dict, where: str) -> TensorInfo:
@@ -255,18 +287,27 @@ def _filters(manifest: dict) -> tuple[dict[str, Any], ...]:
     out = []
     for i, ch in enumerate(channels):
         where = f"data.preprocessing.channels[{i}]"
-        kind = str(_field(ch, "kind", where=where))
-        sos = np.asarray(_field(ch, "sos", where=where), dtype=np.float64)
-        if sos.ndim != 2 or sos.shape[1] != 6 or not len(sos) or not np.all(np.isfinite(sos)):
+        try:
+            kind = check_name(_field(ch, "kind", where=where), f"manifest {where}.kind")
+        except ArtifactError as exc:
+            raise FirmwareError(str(exc)) from None
+        sos = _finite(_field(ch, "sos", where=where), f"{where}.sos", ndim=2)
+        if sos.shape[1] != 6:
             raise FirmwareError(f"manifest {where}.sos must be finite rows of 6 coefficients")
         if not np.all(sos[:, 3] == 1.0):
             raise FirmwareError(f"manifest {where}.sos: a0 must be 1 in every section")
+        zi = sosfilt_zi(sos)
+        if not np.all(np.isfinite(zi)):
+            raise FirmwareError(f"manifest {where}.sos has no finite steady state (sosfilt_zi): not a stable filter")
+        band = _finite(_field(ch, "band_hz", where=where), f"{where}.band_hz", ndim=1)
         # ECG stays in mV and is clipped (ecg_scale); PPG is scaled per record, which a stream
         # cannot replay exactly, so its clip is given for a signal the firmware has already scaled.
         clip_key = "ppg_clip" if kind.startswith("ppg") else "ecg_clip_mv"
-        clip = float(_field(pre, clip_key, where="data.preprocessing"))
-        out.append({"kind": kind, "band_hz": [float(b) for b in _field(ch, "band_hz", where=where)],
-                    "sos": sos.tolist(), "zi": sosfilt_zi(sos).tolist(), "clip": clip})
+        clip = _finite(_field(pre, clip_key, where="data.preprocessing"), f"data.preprocessing.{clip_key}", ndim=0)
+        if not 0 < clip <= _MAX_CLIP:
+            raise FirmwareError(f"manifest data.preprocessing.{clip_key} must be in (0, {_MAX_CLIP:g}], got {clip}")
+        out.append({"kind": kind, "band_hz": band.tolist(), "sos": sos.tolist(), "zi": zi.tolist(),
+                    "clip": float(clip)})
     return tuple(out)
 
 
@@ -291,10 +332,10 @@ def _check_tflite(model: bytes, manifest: dict) -> None:
         raise FirmwareError(f"manifest ops {in_manifest} differ from the model's {in_model}")
 
 
-def _golden(path: Path, inputs: tuple[TensorInfo, ...],
+def _golden(path: Path, data: bytes, inputs: tuple[TensorInfo, ...],
             outputs: tuple[TensorInfo, ...]) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
         raise FirmwareError(f"{path}: not a golden .npz ({exc})") from None

@@ -9,6 +9,7 @@ the artifact: the same artifact gives byte-identical files.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -63,8 +64,8 @@ def render(ctx: FirmwareContext) -> dict[str, str]:
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
     env.filters["c_double"] = _c_double
     env.filters["c_string"] = _c_string
-    common = {"ctx": ctx, "m": ctx.macro, "c_name": _c_string(ctx.model_name),
-              "comment_name": ctx.model_name.replace("*/", "* /").encode("ascii", "replace").decode(),
+    # The model name is a plain name (load_context refuses anything else), so it may stand in comments.
+    common = {"ctx": ctx, "m": ctx.macro, "c_name": _c_string(ctx.model_name), "comment_name": ctx.model_name,
               "n_vectors": len(ctx.golden_inputs[0])}
     extra = {
         "model_data.c": {"model_rows": _byte_rows(ctx.model_bytes)},
@@ -83,6 +84,8 @@ def render(ctx: FirmwareContext) -> dict[str, str]:
 
 def _c_double(value: float) -> str:
     """A C double literal that reads back as exactly ``value`` (17 significant digits)."""
+    if not math.isfinite(value):  # C would read the identifiers nan and inf
+        raise FirmwareError(f"cannot write {value} as a C constant")
     text = f"{float(value):.17g}"
     return text if any(c in text for c in ".en") else f"{text}.0"
 

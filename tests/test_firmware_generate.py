@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -212,15 +213,24 @@ def _copy(artifact: Path, dst: Path, edit) -> Path:
 
 
 @needs_gcc
-def test_odd_model_names_give_valid_c(artifact, tmp_path):
-    name = '3-lead ECG/v2 "x" */ int'
+def test_dotted_model_names_give_valid_c(artifact, tmp_path):
+    name = "3-lead.ECG_v2"
     src = _copy(artifact, tmp_path / "odd", lambda m: m["model"].update(name=name))
     out = generate(src)
-    assert c_identifier(name) == "m_3_lead_ecg_v2_x_int"
+    assert c_identifier(name) == "m_3_lead_ecg_v2"
     _compile_shared(tmp_path, [out / "model_data.c", out / "test_vectors.c"],
-                    f'#include "{out}/model_settings.h"\nconst char *probe = M_3_LEAD_ECG_V2_X_INT_MODEL_NAME;\n')
-    for odd, ident in (("int", "m_int"), ("", "model"), ("__x", "x"), ("é", "model")):
+                    f'#include "{out}/model_settings.h"\nconst char *probe = M_3_LEAD_ECG_V2_MODEL_NAME;\n')
+    for odd, ident in (("int", "m_int"), ("", "model"), ("__x", "x"), ("é", "model"), ('ECG/v2 "x" */', "ecg_v2_x")):
         assert c_identifier(odd) == ident
+
+
+def test_c_constants_are_never_nan_or_inf():
+    from firmware_bridge._generate import _c_double
+
+    assert _c_double(0.5) == "0.5" and _c_double(2) == "2.0"
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(FirmwareError, match="C constant"):
+            _c_double(bad)
 
 
 def _drop_arena(m):
@@ -236,6 +246,30 @@ def _drop_arena(m):
     (lambda m: m["files"]["model_int8.tflite"].update(sha256="0" * 64), "differs from the manifest"),
     (lambda m: m["ops"].pop(), "differ from the model's"),
     (lambda m: m["outputs"][0].update(scale="big"), "outputs[0].scale must be a positive number"),
+    # manifest text that would end a C comment, continue a line or form a trigraph
+    (lambda m: m["model"].update(name="x */ int evil; /*"), "model.name must be"),
+    (lambda m: m["model"].update(name="x\\\nint evil;"), "model.name must be"),
+    (lambda m: m["model"].update(name="x??/"), "model.name must be"),
+    (lambda m: m["model"].update(name=""), "model.name must be"),
+    (lambda m: m["model"].update(name=["x"]), "model.name must be"),
+    (lambda m: m["labels"].__setitem__(1, "af */"), "labels[1] must be"),
+    (lambda m: m["labels"].pop(), "4 labels for an output of 5 classes"),
+    (lambda m: m.update(labels=[]), "labels must be a non-empty list"),
+    (lambda m: m["data"]["preprocessing"]["channels"][0].update(kind="ecg\\"), "kind must be"),
+    (lambda m: m["ops"][0].update(name=["CONV_2D"]), "has no TFLite Micro kernel"),
+    # numbers that would print as the C identifiers nan/inf, or absurd sizes
+    (lambda m: m.update(sampling_rate_hz=math.nan), "NaN is not a JSON number"),
+    (lambda m: m.update(sampling_rate_hz=1e300), "sampling_rate_hz must be a number in (0, 100000]"),
+    (lambda m: m["data"]["preprocessing"]["channels"][0].update(band_hz=[0.5, math.inf]),
+     "Infinity is not a JSON number"),
+    (lambda m: m["data"]["preprocessing"]["channels"][0].update(band_hz=[0.5, "40"]), "band_hz must be finite"),
+    (lambda m: m["data"]["preprocessing"].update(ecg_clip_mv=1e300), "ecg_clip_mv must be in"),
+    (lambda m: m.update(window_samples=10 ** 12), "window_samples must be an integer in"),
+    (lambda m: m.update(hop_samples=0), "hop_samples must be an integer in"),
+    (lambda m: m.update(in_channels=10 ** 6), "in_channels must be an integer in"),
+    (lambda m: m["tflm"].update(arena_bytes=2 ** 40), "tflm.arena_bytes must be an integer in"),
+    (lambda m: m["tflm"].update(max_abs_diff="1; evil"), "tflm.max_abs_diff must be an integer"),
+    (lambda m: m["files"].update({"../../etc/passwd": {"sha256": "0" * 64}}), "files entry must be"),
 ])
 def test_bad_artifacts_are_refused_with_exit_2(artifact, tmp_path, edit, message):
     src = _copy(artifact, tmp_path / "bad", edit)
@@ -251,6 +285,24 @@ def test_cli_refuses_bad_artifact_with_one_line(artifact, tmp_path):
                           text=True, cwd=REPO, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and message in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and not (src / "firmware").exists()
+
+
+def test_cli_refuses_a_comment_closing_model_name_with_one_line(artifact, tmp_path):
+    src = _copy(artifact, tmp_path / "bad", lambda m: m["model"].update(name="x */\n#include <evil.h>\n/*"))
+    proc = subprocess.run([sys.executable, "-m", "firmware_bridge.generate", str(src)], capture_output=True,
+                          text=True, cwd=REPO, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "model.name" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and not (src / "firmware").exists()
+
+
+def test_files_linked_out_of_the_artifact_are_not_read(artifact, tmp_path):
+    src = _copy(artifact, tmp_path / "linked", lambda m: None)
+    outside = tmp_path / "outside.npz"
+    (src / "golden.npz").rename(outside)
+    (src / "golden.npz").symlink_to(outside)
+    with pytest.raises(FirmwareError, match="outside the artifact directory"):
+        generate(src)
+    assert not (src / "firmware").exists()
 
 
 def test_cli_missing_directory(tmp_path):
