@@ -315,7 +315,7 @@ def export_model(
         data["files"] = listing()
         (tmp / MODEL_CARD_NAME).write_text(render_model_card(data, metrics=src.metrics))
         data["files"] = listing()  # now with the card
-        (tmp / MANIFEST_NAME).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        (tmp / MANIFEST_NAME).write_text(_files.manifest_json(data))
     log.info("exported %s to %s", src.name, out_dir)
     return Manifest(out_dir, json.loads((out_dir / MANIFEST_NAME).read_text()), seconds=dict(clock.seconds))
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
+import math
 import os
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 from torch import nn
 
-__all__ = ["check_target", "staging", "write_npz", "file_sha256", "bytes_sha256", "array_sha256", "weights_sha256"]
+from ._types import ExportError
+
+__all__ = ["check_target", "staging", "write_npz", "manifest_json", "file_sha256", "bytes_sha256", "array_sha256",
+           "weights_sha256"]
 
 
 def check_target(out_dir: Path, overwrite: bool) -> None:
@@ -73,6 +78,31 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compress: bool = 
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
             zf.writestr(info, buf.getvalue())
+
+
+def manifest_json(data: Mapping[str, Any]) -> str:
+    """The text of ``manifest.json``: sorted keys, two-space indent, strict JSON.
+
+    NaN and infinity are no JSON numbers (readers refuse them) and a NaN figure or gate means
+    something upstream went wrong, so they raise ``ExportError`` naming the field instead of
+    being written.
+    """
+    try:
+        return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except ValueError:
+        raise ExportError(f"the manifest would hold a non-finite number at {_nonfinite(data)}; "
+                          "nothing was written") from None
+
+
+def _nonfinite(value: Any, where: str = "") -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where or '(top)'} ({value})"
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _nonfinite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def file_sha256(path: Path) -> str:

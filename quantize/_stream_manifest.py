@@ -3,7 +3,6 @@ recorded steps TFLite Micro replays, the manifest written next to the models."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +84,7 @@ def write_manifest(tmp: Path, manifest: dict) -> None:
         s["scale"], s["zero_point"] = fed["scale"], fed["zero_point"]
     manifest["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": _files.file_sha256(p)}
                          for p in sorted(tmp.iterdir()) if p.name != "manifest.json"}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (tmp / "manifest.json").write_text(_files.manifest_json(manifest))
 
 
 def sig(x: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,14 @@ class Thresholds:
     max_metric_drop: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0 <= self.min_agreement_pct <= 100:
-            raise ValueError(f"min_agreement_pct must be in [0, 100], got {self.min_agreement_pct}")
-        for name in ("max_error_ratio", "min_output_coverage", "max_onnx_diff", "max_tflm_diff", "max_metric_drop"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        # `not low <= value <= high` also refuses NaN, which would pass every `value > limit` gate.
+        bounds = {"min_agreement_pct": 100.0, "max_error_ratio": math.inf, "min_output_coverage": 1.0,
+                  "max_onnx_diff": math.inf, "max_tflm_diff": 255, "max_metric_drop": math.inf}
+        for name, high in bounds.items():
+            value = getattr(self, name)
+            if not 0 <= value <= high or not math.isfinite(value):
+                span = f"in [0, {high:g}]" if math.isfinite(high) else ">= 0"
+                raise ValueError(f"{name} must be a finite number {span}, got {value!r}")
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

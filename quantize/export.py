@@ -39,6 +39,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from wearable.cli_util import number_in
+
     from quantize import BACKENDS, Thresholds
 
     t = Thresholds()
@@ -57,17 +59,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout-windows", type=int, default=1000, metavar="N",
                    help="held-out windows for the float-vs-int8 agreement gate")
     p.add_argument("--holdout-split", choices=("val", "test"), default="val")
-    p.add_argument("--min-agreement", type=float, default=t.min_agreement_pct, metavar="PCT",
+    p.add_argument("--min-agreement", type=number_in(0, 100), default=t.min_agreement_pct, metavar="PCT",
                    help="minimum float-vs-int8 argmax agreement, percent")
-    p.add_argument("--max-error-ratio", type=float, default=t.max_error_ratio, metavar="R",
+    p.add_argument("--max-error-ratio", type=number_in(0), default=t.max_error_ratio, metavar="R",
                    help="maximum |int8 - float| output error as a fraction of the float output range")
-    p.add_argument("--min-output-coverage", type=float, default=t.min_output_coverage, metavar="F",
+    p.add_argument("--min-output-coverage", type=number_in(0, 1), default=t.min_output_coverage, metavar="F",
                    help="minimum fraction of the float output range representable by the int8 output")
-    p.add_argument("--max-onnx-diff", type=float, default=t.max_onnx_diff, metavar="D",
+    p.add_argument("--max-onnx-diff", type=number_in(0), default=t.max_onnx_diff, metavar="D",
                    help="maximum |ONNX Runtime - PyTorch| output difference")
-    p.add_argument("--max-tflm-diff", type=int, default=t.max_tflm_diff, metavar="STEPS",
+    p.add_argument("--max-tflm-diff", type=number_in(0, 255, integer=True), default=t.max_tflm_diff, metavar="STEPS",
                    help="maximum int8 difference of TFLite Micro's (and tflite-runtime's) outputs from the reference kernels")
-    p.add_argument("--max-metric-drop", action="append", default=[], metavar="[MODEL=]POINTS",
+    p.add_argument("--max-metric-drop", action="append", type=_metric_drop, default=[], metavar="[MODEL=]POINTS",
                    help=f"largest float-to-int8 loss of the task metric (macro F1 points, or MAE units); "
                         f"MODEL=POINTS sets one model's gate (repeatable; default {t.max_metric_drop:g})")
     p.add_argument("--qat", action="store_true",
@@ -87,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="models exported in parallel processes (each conversion is single-threaded)")
     p.add_argument("-v", "--verbose", action="store_true", help="show converter and debug logs")
     return p
+
+
+def _metric_drop(text: str) -> tuple[str | None, float]:
+    """``[MODEL=]POINTS`` of ``--max-metric-drop``; the model name is checked against the registry later."""
+    from wearable.cli_util import number_in
+
+    name, _, value = text.rpartition("=")
+    return name or None, number_in(0)(value)
 
 
 def _default_tflite_runtime_python() -> Path | None:
@@ -194,14 +204,10 @@ def _thresholds(args: argparse.Namespace) -> dict[str | None, Any]:
         raise UsageError("--calibration-windows, --holdout-windows, --qat-epochs, --qat-windows and --jobs "
                          "must be >= 1")
     drops: dict[str | None, float] = {None: Thresholds().max_metric_drop}
-    for item in args.max_metric_drop:
-        name, _, value = item.rpartition("=")
+    for name, value in args.max_metric_drop:
         if name and name not in list_models():
-            raise UsageError(f"--max-metric-drop {item}: unknown model {name!r}")
-        try:
-            drops[name or None] = float(value)
-        except ValueError:
-            raise UsageError(f"--max-metric-drop {item}: not a number") from None
+            raise UsageError(f"--max-metric-drop {name}={value:g}: unknown model {name!r}")
+        drops[name] = value
     try:
         return {name: Thresholds(min_agreement_pct=args.min_agreement, max_error_ratio=args.max_error_ratio,
                                  min_output_coverage=args.min_output_coverage, max_onnx_diff=args.max_onnx_diff,

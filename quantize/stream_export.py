@@ -41,6 +41,7 @@ import numpy as np
 from wearable import CHECKPOINT_DIR
 
 from ._stream_ranges import map_tensors
+from ._types import ExportError
 
 __all__ = ["stream_export", "map_tensors", "main", "FLOAT_TOL", "INT8_TOL_STEPS"]
 
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                           name=source.model_name, config=dict(source.config), labels=list(source.labels or []) or None,
                           block_samples=args.block_samples,
                           overwrite=args.force, progress=progress)
-    except StreamCheckFailed as exc:
+    except (StreamCheckFailed, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -173,6 +174,34 @@ def test_thresholds_validate():
         Thresholds(min_agreement_pct=101)
     with pytest.raises(ValueError):
         Thresholds(max_error_ratio=-1)
+    for field in ("min_agreement_pct", "max_error_ratio", "min_output_coverage", "max_onnx_diff", "max_metric_drop"):
+        for bad in (float("nan"), float("inf")):  # NaN passes every `value > limit` gate
+            with pytest.raises(ValueError, match=f"{field} must be a finite number"):
+                Thresholds(**{field: bad})
+    with pytest.raises(ValueError, match="min_output_coverage"):
+        Thresholds(min_output_coverage=1.5)
+
+
+def test_manifest_json_refuses_nan_and_keeps_the_bytes():
+    from quantize._files import manifest_json
+
+    data = {"b": [1.0, 2], "a": {"x": 0.1}}
+    assert manifest_json(data) == json.dumps(data, indent=2, sort_keys=True) + "\n"
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(quantize.ExportError, match=re.escape("non-finite number at checks.gates[1]")):
+            manifest_json({"checks": {"gates": [0.5, bad]}, "name": "x"})
+
+
+@pytest.mark.parametrize("flag", [
+    ["--max-error-ratio", "nan"], ["--max-error-ratio", "-1"], ["--min-agreement", "inf"], ["--min-agreement", "nan"],
+    ["--min-output-coverage", "1.5"], ["--max-onnx-diff=-inf"], ["--max-tflm-diff", "nan"],
+    ["--max-metric-drop", "nan"], ["--max-metric-drop", "dscnn_tiny=inf"], ["--max-metric-drop", "dscnn_tiny=x"],
+])
+def test_cli_refuses_non_finite_or_out_of_range_gates(flag, tmp_path, capsys):
+    code, stdout, err = _run(capsys, "--checkpoint", str(tmp_path / "any.pt"), "--out", str(tmp_path / "a"), *flag)
+    line = _one_line_error(err)
+    assert code == 2 and stdout == "" and f"argument {flag[0].split('=')[0]}:" in line and "must be" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_agreement_per_time_sample():
