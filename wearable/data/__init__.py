@@ -5,12 +5,17 @@ The entry point for training is :func:`load_windows`; :func:`list_tasks` and
 tests and the streaming runtime (which replays :func:`filter_sos` causally).
 
 Sources: "synthetic" (physiokit-based ECG + aligned PPG with ground truth, no files
-needed), "mitdb" (MIT-BIH Arrhythmia), "bidmc" (BIDMC PPG and Respiration). Real data is
+needed), "mitdb" (MIT-BIH Arrhythmia), "bidmc" (BIDMC PPG and Respiration),
+"challenge2017" (PhysioNet/CinC Challenge 2017 handheld single-lead ECG). Real data is
 read from the ``data_dir`` argument (or ``$WEARABLE_DATA_DIR``); nothing is cached on disk.
 """
 
 from ._errors import DataError
+from .augment import NoiseBank, ecg_windows_augment
 from .artifacts import ARTIFACT_KINDS, ARTIFACT_LABELS, artifacts_add
+from .challenge2017 import (CHALLENGE2017_FOLDS, CHALLENGE2017_LABELS, Challenge2017Record, challenge2017_read,
+                            challenge2017_reference, challenge2017_split, challenge_score)
+from ._tasks_challenge2017 import Challenge2017Signals, challenge2017_signals, covering_starts
 from .bidmc import BIDMC_SPLITS, BidmcRecord, bidmc_read, bidmc_records
 from .mitdb import (
     AAMI_CLASSES,
@@ -68,6 +73,11 @@ __all__ = [
     "AAMI_CLASSES", "AAMI_SYMBOLS", "DS1", "DS2", "MITDB_PACED", "MITDB_VAL", "MITDB_RHYTHM_LABELS",
     "nstdb_read", "nstdb_noise_add", "ecg_snr", "NSTDB_NOISES", "NSTDB_MASK_IDS",
     "bidmc_read", "bidmc_records", "BidmcRecord", "BIDMC_SPLITS",
+    "challenge2017_reference", "challenge2017_read", "challenge2017_split", "challenge2017_signals",
+    "challenge_score", "covering_starts", "Challenge2017Record", "Challenge2017Signals", "CHALLENGE2017_LABELS",
+    "CHALLENGE2017_FOLDS",
+    # augmentation
+    "NoiseBank", "ecg_windows_augment",
     # preprocessing
     "signal_resample", "labels_resample", "samples_resample", "filter_sos", "signal_filter", "ecg_clean",
     "ppg_clean", "ecg_scale", "ppg_scale", "FILTER_BANDS_HZ", "FILTER_ORDER", "FILTER_MAX_EDGE_FRACTION",

@@ -11,6 +11,7 @@ mitdb             beat        N, S, V, F, Q (AAMI)                          (N,)
 mitdb             rhythm      normal, af, other                             (N,) class    ecg
 bidmc             paired      unlabelled                                    (N,) zeros    ecg, ppg
 bidmc             hr          hr_bpm                                        (N,) float32  ecg, ppg
+challenge2017     rhythm      normal, af, other, noisy (the record's)       (N,) class    ecg
 ================  ==========  ============================================  ============  ===========
 
 "filters" names the ``preprocess.FILTER_BANDS_HZ`` entry applied to each input channel
@@ -27,6 +28,7 @@ from typing import Callable
 from ._errors import DataError
 from ._request import Request, TaskSpec
 from ._tasks_bidmc import BIDMC_TASKS, bidmc_windows
+from ._tasks_challenge2017 import CHALLENGE2017_TASKS, challenge2017_windows
 from ._tasks_mitdb import MITDB_TASKS, mitdb_windows
 from ._tasks_ppg import PPG_TASKS, ppg_windows
 from ._tasks_synthetic import SYNTHETIC_TASKS, synthetic_windows
@@ -45,6 +47,7 @@ _SOURCES: dict[str, tuple[dict[str, TaskSpec], Callable[[Request], WindowSet]]] 
     "mitdb": (MITDB_TASKS, mitdb_windows),
     "bidmc": (BIDMC_TASKS, bidmc_windows),
     "ppg": (PPG_TASKS, ppg_windows),
+    "challenge2017": (CHALLENGE2017_TASKS, challenge2017_windows),
 }
 SOURCES = tuple(_SOURCES)
 _SPECS: dict[tuple[str, str], TaskSpec] = {(src, task): spec for src, (tasks, _) in _SOURCES.items()
@@ -96,7 +99,7 @@ def load_windows(
 ) -> WindowSet:
     """Windows of ``source``/``task`` for ``split`` ("train", "val" or "test") at ``sampling_rate_hz``.
 
-    ``data_dir`` is needed by the real databases ("mitdb", "bidmc"): the folder with the
+    ``data_dir`` is needed by the real databases ("mitdb", "bidmc", "challenge2017"): the folder with the
     records, or one holding a folder per database; ``None`` falls back to
     ``$WEARABLE_DATA_DIR``. ``limit`` caps the number of windows: for synthetic data it is
     the number generated (default 2000 train, 500 val/test), for real data a random subset
