@@ -5,7 +5,7 @@ torch. ``StreamRuntime`` turns sensor chunks into events (see ``wearable.runtime
 ``StatefulStream`` runs a stateful streaming export (``python -m quantize.stream_export``).
 """
 
-from . import artifact, dsp, golden, interpreter, preprocess, ringbuffer, stateful, streaming
+from . import artifact, dsp, golden, interpreter, preprocess, record, ringbuffer, stateful, streaming
 from .artifact import Artifact, ArtifactError, load_artifact
 from .dsp import Resampler, SosFilter
 from .golden import load_golden, replay_golden
@@ -22,10 +22,12 @@ from .interpreter import (
 )
 
 from .preprocess import Preprocessor, RateMismatchError
+from .record import NOISY_LABELS, RecordVote, record_decide, record_window_starts
 from .ringbuffer import RingBuffer
 from .stateful import StatefulStream
 from .streaming import INCONCLUSIVE, StreamRuntime
 
 __all__ = [*interpreter.__all__, *golden.__all__, "Artifact", "ArtifactError", "load_artifact", "Resampler",
            "SosFilter", "Preprocessor", "RateMismatchError", "RingBuffer", "INCONCLUSIVE", "StreamRuntime",
+           "NOISY_LABELS", "RecordVote", "record_decide", "record_window_starts",
            "StatefulStream"]

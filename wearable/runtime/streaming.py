@@ -17,6 +17,12 @@ clock. Events are plain dicts (JSON-ready), by ``type``:
               window), ``p`` (its probability), ``smoothed`` (mean of the last ``smoothing``
               probability vectors: its argmax, or ``"inconclusive"`` when its probability is
               below ``threshold`` or the window overlaps an input artifact).
+``record``    one at ``flush`` for a classification model: the decision of ``runtime.record`` over
+              the whole stream (``start`` 0, ``end``, ``label`` or ``"inconclusive"`` with a
+              ``reason``, ``p``, ``windows``, ``mean`` and ``burden`` per label: for "af", the AF
+              burden). At flush, samples after the last window are classified by one more
+              window that ends at the last sample (not for a model with a per-sample mask); a
+              stream shorter than one window gives an inconclusive record, never silence.
 ``rhythm``    an episode ``start``, ``end``, ``label`` of consecutive equal ``smoothed``
               decisions; each decision covers the hop that ended its window (the first one
               its whole window), so episodes tile stream time. Emitted when it ends or on flush.
@@ -70,12 +76,12 @@ import numpy as np
 from .artifact import Artifact
 from .interpreter import dequantize_with, load_interpreter, quant_params, quantize_with
 from .preprocess import Preprocessor
+from .record import INCONCLUSIVE, RecordVote
 from .ringbuffer import RingBuffer
 
 __all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS", "ARTIFACT_MIN_S", "BEAT_REFRACTORY_S",
            "BEAT_MIN_WIDTH_S"]
 
-INCONCLUSIVE = "inconclusive"
 BEAT_REFRACTORY_S = 0.2  # no second beat within this of the last one (physiological refractory period)
 BEAT_MIN_WIDTH_S = 0.03  # a QRS run shorter than this is a noise blip, not a beat (wearable.continual.qrs too)
 # A model's artifact run shorter than this is not reported: the PPG mask flickers for a sample or
@@ -170,6 +176,8 @@ class StreamRuntime:
         self._recent: deque = deque(maxlen=smoothing)  # last clean outputs: probability vectors or values
         self._episode: tuple[str, float] | None = None
         self._last_end = 0.0
+        # the record decision over the whole stream (classification models; see runtime.record)
+        self._vote = RecordVote(self.labels) if self.mode == "classification" else None
         self._seg_acc = np.zeros((len(self.seg_labels), self.window)) if self.seg_labels else None
         self._seg_cnt = np.zeros(self.window)
         self._seg_run: tuple[str, int] | None = None
@@ -228,6 +236,7 @@ class StreamRuntime:
         tail = self.pre.flush()
         if len(tail):
             self._feed_model(self._quantize(tail), tail, key)
+        self._tail_window(key)
         for kind, start in self._runs.items():
             if start is not None:
                 self._artifact(kind, start / self.sampling_rate, self.n_in / self.sampling_rate, key, _PHASE_INPUT)
@@ -242,7 +251,21 @@ class StreamRuntime:
             self._emit({"type": "rhythm", "start": _r(start), "end": _r(self._last_end), "label": label},
                        key, _PHASE_MODEL)
             self._episode = None
+        if self._vote is not None:
+            decision = self._vote.decide(n_samples=self.n_model, window_samples=self.window)
+            self._emit({"type": "record", "start": 0.0, "end": _r(self.n_in / self.sampling_rate), **decision},
+                       key, _PHASE_MODEL)
         return self._release()
+
+    def _tail_window(self, key: int) -> None:
+        """Classify the samples after the last window with one window that ends at the last sample
+        (the record rule of ``runtime.record``), so a stream's tail is never left unread. Not for
+        segmentation or a per-sample mask, whose merge assumes windows on the hop grid."""
+        ran_to = self._next_end - self.hop  # end of the last window run, in model samples
+        if self.mode != "classification" or self._mask is not None or self.n_model < self.window:
+            return
+        if self.n_model > ran_to:
+            self._run_window(key)
 
     # ------------------------------------------------------------------ input side
     def _check(self, samples) -> np.ndarray:
@@ -389,6 +412,7 @@ class StreamRuntime:
         p /= np.add.reduce(p)
         top = int(p.argmax())
         if clean:
+            self._vote.add(p)
             self._recent.append(p)
             mean = sum(self._recent) / len(self._recent)  # == np.mean(axis=0) bit for bit, a tenth of its cost
             best = int(mean.argmax())
@@ -397,7 +421,7 @@ class StreamRuntime:
             smoothed = INCONCLUSIVE
         self._emit({"type": "class", "start": _r((e - w) / fs), "end": _r(e / fs), "label": self.labels[top],
                     "p": round(float(p[top]), 4), "smoothed": smoothed}, key, _PHASE_MODEL)
-        start = (e - w if self.windows == 1 else e - self.hop) / fs
+        start = (e - w) / fs if self.windows == 1 else self._last_end  # the hop before, or a tail window's part
         if self._episode is None:
             self._episode = (smoothed, start)
         elif self._episode[0] != smoothed:
