@@ -108,6 +108,7 @@ def export_model(
     """
     clock = _Clock(progress)
     src = _resolve_source(source, labels=labels, task=task)
+    _check_finite_weights(src)
     conv = get_backend(backend)
     cfg = src.model.config
     calibration = _check_windows("calibration", calibration, cfg)
@@ -341,6 +342,17 @@ def _resolve_source(source: Any, *, labels: Sequence[str] | None, task: str | No
         return _Source(model=source, name=name, version="1", config=asdict(cfg),
                        labels=list(labels) if labels else None, task=task, data={})
     raise ValueError(f"cannot export a {type(source).__name__}: pass a Checkpoint, a checkpoint path or a model")
+
+
+def _check_finite_weights(src: _Source) -> None:
+    """A NaN or infinite weight makes every output NaN, and XNNPACK crashed the process on such a
+    model: refuse it before any converter runs."""
+    from wearable.training.checkpoint import nonfinite_tensors
+
+    bad = nonfinite_tensors(src.model.state_dict())
+    if bad:
+        raise ValueError(f"{src.name} has NaN or infinite weights ({', '.join(bad[:3])}): a diverged training "
+                         "run, nothing to export")
 
 
 def _registry_name(model: nn.Module) -> str:

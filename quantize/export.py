@@ -369,7 +369,9 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
 def _qat(job: _Job, args: argparse.Namespace, calibration: Any, holdout: Any, failure: str,
          progress: Any) -> tuple[Any, dict]:
     """Fine-tune the BatchNorm-folded checkpoint under int8 emulation (``quantize.qat``)."""
-    from quantize import fold_batchnorm
+    from wearable.training.loop import TrainingDiverged
+
+    from quantize import CheckFailed, fold_batchnorm
     from quantize.qat import qat_finetune
 
     progress(f"QAT fine-tuning ({args.qat_epochs} epochs)")
@@ -377,7 +379,10 @@ def _qat(job: _Job, args: argparse.Namespace, calibration: Any, holdout: Any, fa
     model.model_name = job.checkpoint.model_name
     train = calibration if job.evalset is not None else _load_windows(job, "train", args.qat_windows)
     seed = int(job.data_spec.get("seed", 0))
-    report = qat_finetune(model, train, holdout, calibration=calibration.x, epochs=args.qat_epochs, seed=seed)
+    try:
+        report = qat_finetune(model, train, holdout, calibration=calibration.x, epochs=args.qat_epochs, seed=seed)
+    except TrainingDiverged as exc:
+        raise CheckFailed(f"quantization-aware fine-tuning failed: {exc}") from None
     info = {"method": "quantize.qat: int8 weight (per channel) and activation (per tensor, min/max) emulation",
             "epochs": args.qat_epochs, "train_windows": len(train.x), "seed": seed,
             "train_source": "evalset calibration windows" if job.evalset is not None else "split train",

@@ -448,6 +448,27 @@ def test_cli_bad_input_exit_2(case, model, tmp_path, capsys, monkeypatch):
         assert list((out / "dscnn_tiny").iterdir()) == []
 
 
+def test_nan_weights_are_refused_before_any_converter_runs(model, data, tmp_path, capsys, monkeypatch):
+    import copy
+
+    ckpt = _checkpoint(tmp_path, model)
+    raw = torch.load(ckpt, weights_only=True)
+    name = sorted(raw["state_dict"])[0]
+    raw["state_dict"][name] = torch.full_like(raw["state_dict"][name], float("nan"))
+    torch.save(raw, ckpt)
+    monkeypatch.setattr("quantize._export.get_backend", lambda name: pytest.fail("the converter ran"))
+    code, stdout, err = _run(capsys, "--checkpoint", str(ckpt), "--out", str(tmp_path / "a"))
+    line = _one_line_error(err)
+    assert code == 2 and stdout == "" and "NaN or infinite weights" in line and name in line
+    assert not (tmp_path / "a").exists()
+    poisoned = copy.deepcopy(model)
+    with torch.no_grad():
+        next(poisoned.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite weights"):
+        quantize.export_model(poisoned, tmp_path / "b", calibration=data["x_train"][:8], holdout=data["x_val"][:8])
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.slow
 def test_cli_exports_checkpoint_and_gates(model, tmp_path, capsys):
     pytest.importorskip("wearable.data")

@@ -32,12 +32,25 @@ def test_train_writes_a_loadable_checkpoint(tmp_path, capsys):
     (["dscnn_tiny", "--sampling-rate", "-100"], "sampling rate must be > 0"),
     (["dscnn_tiny", "--data", "mitdb", "--data-dir", "/nonexistent/wearable"], "/nonexistent/wearable"),
     (["dscnn_tiny", "--data", "nope"], "unknown data source 'nope'"),
+    (["dscnn_tiny", "--sampling-rate", "nan"], "sampling rate must be > 0"),
+    (["dscnn_tiny", "--sampling-rate", "inf"], "sampling rate must be > 0"),
+    (["dscnn_tiny", "--lr", "inf"], "--lr must be a finite number > 0, got inf"),
+    (["dscnn_tiny", "--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["dscnn_tiny", "--lr", "0"], "--lr must be a finite number > 0"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     out = tmp_path / "out"
     assert main([*args, "--out", str(out), "--quiet", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_diverged_training_exits_1_and_writes_no_checkpoint(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["dscnn_tiny", "--out", str(out), *TINY, "--batch-size", "8", "--lr", "1e20"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: training diverged") and "no checkpoint written" in err and "\n" not in err
     assert not out.exists()
 
 

@@ -97,3 +97,49 @@ def test_evaluate_reports_per_class():
     report = evaluate(_tiny_model(), data)
     assert set(report["per_class"]) == {"slow", "fast"}
     assert 0.0 <= report["macro_f1"] <= 1.0
+
+
+def test_diverging_fit_stops_with_training_diverged():
+    from wearable.training.loop import TrainingDiverged
+
+    data = _toy(64, 3)
+    with pytest.raises(TrainingDiverged, match="loss is nan"):
+        fit(_tiny_model(), data, data, config=TrainConfig(epochs=2, batch_size=8, lr=1e20), progress=False)
+    for lr, decay in ((float("inf"), 1e-4), (float("nan"), 1e-4), (0.0, 1e-4), (1e-3, float("nan"))):
+        with pytest.raises(ValueError, match="must be a finite number"):
+            TrainConfig(lr=lr, weight_decay=decay)
+
+
+def test_weights_that_turn_nan_stop_training_after_the_epoch(monkeypatch):
+    """A last step can leave NaN weights behind a finite loss: the epoch's weight check catches it."""
+    from wearable.training.loop import TrainingDiverged
+
+    step = torch.optim.AdamW.step
+
+    def poisoning_step(self, *args, **kwargs):
+        out = step(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", poisoning_step)
+    data = _toy(16, 4)
+    with pytest.raises(TrainingDiverged, match="NaN or infinite after epoch 1"):
+        fit(_tiny_model(), data, data, config=TrainConfig(epochs=1, batch_size=16), progress=False)
+
+
+def test_checkpoints_with_nan_weights_are_neither_saved_nor_loaded(tmp_path):
+    model = _tiny_model()
+    kw = dict(model_name="dscnn_tiny", data={}, labels=["a", "b"], metrics={}, seed=0)
+    path = save_checkpoint(tmp_path / "c.pt", model, **kw)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(CheckpointError, match="NaN or infinite weights"):
+        save_checkpoint(tmp_path / "bad.pt", model, **kw)
+    assert not (tmp_path / "bad.pt").exists()
+    raw = torch.load(path, weights_only=True)  # written by something else: refused on load
+    name = next(iter(raw["state_dict"]))
+    raw["state_dict"][name] = torch.full_like(raw["state_dict"][name], float("nan"))
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=f"NaN or infinite weights in {name}"):
+        load_checkpoint(path)

@@ -1,7 +1,8 @@
 """Train a registered model: ``python -m wearable.train MODEL --data SOURCE --out DIR``.
 
 Writes ``DIR/<model>.pt`` (weights, config, data spec, labels, metrics) and ``DIR/<model>.metrics.json``.
-Exit codes: 0 trained, 2 bad input (one-line message, nothing written).
+Exit codes: 0 trained; 1 training diverged (a NaN or infinite loss or weight, nothing written);
+2 bad input (one-line message, nothing written).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -46,16 +48,20 @@ def train(model_name: str, *, source: str, task: str | None, data_dir: Path | No
     from wearable import data
     from wearable.cli_util import UsageError, check_writable_dir
     from wearable.models import config_class, create
+    from wearable.runtime.artifact import MAX_SAMPLING_RATE_HZ
     from wearable.training import save_checkpoint
     from wearable.training.loop import TrainConfig, fit, seed_everything
 
     defaults = config_class(model_name)()
     rate = defaults.sampling_rate_hz if sampling_rate_hz is None else sampling_rate_hz
     window = defaults.window_samples if window_samples is None else window_samples
-    if rate <= 0:
-        raise UsageError(f"sampling rate must be > 0 Hz, got {rate:g}")
-    if window <= 0 or epochs <= 0 or batch_size <= 0 or lr <= 0:
-        raise UsageError("--window, --epochs, --batch-size and --lr must be > 0")
+    # NaN fails every comparison, so each bound is written as the condition that must hold.
+    if not (0 < rate <= MAX_SAMPLING_RATE_HZ):
+        raise UsageError(f"sampling rate must be > 0 Hz and at most {MAX_SAMPLING_RATE_HZ:g} Hz, got {rate:g}")
+    if window <= 0 or epochs <= 0 or batch_size <= 0:
+        raise UsageError("--window, --epochs and --batch-size must be > 0")
+    if not (math.isfinite(lr) and lr > 0):
+        raise UsageError(f"--lr must be a finite number > 0, got {lr:g}")
     tasks = data.list_tasks()
     if source not in tasks:
         raise UsageError(f"unknown data source {source!r}; known: {', '.join(sorted(tasks))}")
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     from wearable import data
     from wearable.models import UnknownModelError, list_models
+    from wearable.training.loop import TrainingDiverged
 
     if args.list:
         print("models:", ", ".join(list_models()))
@@ -101,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                        window_samples=args.window, train_windows=args.train_windows,
                        val_windows=args.val_windows, epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, seed=args.seed, progress=not args.quiet)
+    except TrainingDiverged as exc:
+        print(f"error: {exc}; no checkpoint written", file=sys.stderr)
+        return 1
     except (UnknownModelError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from torch import nn
 
 from wearable.models import config_class, create
 
-__all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION"]
+__all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "nonfinite_tensors", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -45,9 +45,21 @@ class Checkpoint:
         return model.eval()
 
 
+def nonfinite_tensors(state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state_dict`` that hold a NaN or an infinity."""
+    return [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, *, model_name: str, data: dict[str, Any],
                     labels: list[str], metrics: dict[str, float], seed: int, model_version: str = "1") -> Path:
-    """Write a checkpoint; the bytes depend only on the arguments (no timestamps)."""
+    """Write a checkpoint; the bytes depend only on the arguments (no timestamps).
+
+    Raises ``CheckpointError`` (nothing written) when a weight is NaN or infinite: such a model
+    predicts nothing and crashed a TFLite delegate when exported.
+    """
+    bad = nonfinite_tensors(model.state_dict())
+    if bad:
+        raise CheckpointError(f"not saving {model_name}: {_nonfinite_text(bad)}")
     ckpt = Checkpoint(model_name=model_name, config=_plain(asdict(model.config)), data=_plain(data),
                       labels=list(labels), state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                       metrics={k: float(v) for k, v in metrics.items()}, seed=seed, model_version=model_version)
@@ -78,7 +90,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         ckpt.build()
     except Exception as exc:
         raise CheckpointError(f"checkpoint {path} does not match model {raw.get('model_name')!r}: {exc}") from None
+    bad = nonfinite_tensors(ckpt.state_dict)
+    if bad:
+        raise CheckpointError(f"checkpoint {path}: {_nonfinite_text(bad)}")
     return ckpt
+
+
+def _nonfinite_text(names: list[str]) -> str:
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"NaN or infinite weights in {', '.join(names[:3])}{more} (a diverged training run; retrain with a lower --lr)"
 
 
 def _plain(value: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,7 +14,10 @@ from tqdm.auto import tqdm
 
 from wearable.metrics import classification_report
 
-__all__ = ["TrainConfig", "fit", "predict", "evaluate", "seed_everything", "class_weights"]
+from .checkpoint import nonfinite_tensors
+
+__all__ = ["TrainConfig", "TrainingDiverged", "fit", "predict", "evaluate", "seed_everything", "class_weights",
+           "check_loss", "check_weights", "check_rates"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +26,10 @@ class Windows(Protocol):  # what wearable.data.WindowSet provides
     x: np.ndarray
     y: np.ndarray
     labels: tuple[str, ...]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a weight became NaN or infinite: the model is unusable and is not to be saved."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,33 @@ class TrainConfig:
     seed: int = 0
     balanced: bool = True  # inverse-frequency class weights: AAMI beats are ~90 % N
 
+    def __post_init__(self) -> None:
+        check_rates(self.lr, self.weight_decay)
+
+
+def check_rates(lr: float, weight_decay: float) -> None:
+    """``ValueError`` unless ``lr`` is finite and > 0 and ``weight_decay`` finite and >= 0 (an infinite
+    learning rate makes every weight NaN after one step, and AdamW accepts it)."""
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate must be a finite number > 0, got {lr}")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight decay must be a finite number >= 0, got {weight_decay}")
+
+
+def check_loss(value: float, *, epoch: int, step: int) -> None:
+    """``TrainingDiverged`` when the loss of a step is NaN or infinite (checked before the step is taken)."""
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"training diverged: the loss is {value} at epoch {epoch + 1}, batch {step + 1} "
+                               "(lower the learning rate)")
+
+
+def check_weights(model: nn.Module, *, epoch: int) -> None:
+    """``TrainingDiverged`` when a weight or buffer of ``model`` is NaN or infinite after ``epoch``."""
+    bad = nonfinite_tensors(model.state_dict())
+    if bad:
+        raise TrainingDiverged(f"training diverged: {len(bad)} weight tensors ({', '.join(bad[:3])}) are NaN or "
+                               f"infinite after epoch {epoch + 1} (lower the learning rate)")
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch's global RNG (weight init, dropout) and return a generator for shuffling."""
@@ -43,7 +78,10 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def fit(model: nn.Module, train: Windows, val: Windows, *, config: TrainConfig = TrainConfig(),
         progress: bool = True) -> dict:
-    """Train ``model`` in place; return the validation report of the final epoch."""
+    """Train ``model`` in place; return the validation report of the final epoch.
+
+    Raises ``TrainingDiverged`` as soon as a loss, or after an epoch a weight, is NaN or infinite.
+    """
     generator = seed_everything(config.seed)
     x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))
     y = torch.from_numpy(np.ascontiguousarray(train.y, dtype=np.int64))
@@ -56,25 +94,28 @@ def fit(model: nn.Module, train: Windows, val: Windows, *, config: TrainConfig =
                                                     total_steps=config.epochs * steps_per_epoch)
     bar = tqdm(total=config.epochs * steps_per_epoch, disable=not progress, unit="batch", dynamic_ncols=True)
     report: dict = {}
-    for epoch in range(config.epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=generator)
-        running = 0.0
-        for step in range(steps_per_epoch):
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            running += loss.item()
-            bar.update(1)
-            bar.set_description(f"epoch {epoch + 1}/{config.epochs} loss {running / (step + 1):.3f}")
-        report = evaluate(model, val)
-        bar.set_postfix(val_acc=f"{report['accuracy']:.3f}", val_f1=f"{report['macro_f1']:.3f}")
-        log.info("epoch %d: loss %.4f, val accuracy %.4f, macro F1 %.4f", epoch + 1,
-                 running / steps_per_epoch, report["accuracy"], report["macro_f1"])
-    bar.close()
+    with bar:
+        for epoch in range(config.epochs):
+            model.train()
+            order = torch.randperm(len(x), generator=generator)
+            running = 0.0
+            for step in range(steps_per_epoch):
+                idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x[idx]), y[idx])
+                value = loss.item()
+                check_loss(value, epoch=epoch, step=step)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                running += value
+                bar.update(1)
+                bar.set_description(f"epoch {epoch + 1}/{config.epochs} loss {running / (step + 1):.3f}")
+            check_weights(model, epoch=epoch)
+            report = evaluate(model, val)
+            bar.set_postfix(val_acc=f"{report['accuracy']:.3f}", val_f1=f"{report['macro_f1']:.3f}")
+            log.info("epoch %d: loss %.4f, val accuracy %.4f, macro F1 %.4f", epoch + 1,
+                     running / steps_per_epoch, report["accuracy"], report["macro_f1"])
     return report
 
 

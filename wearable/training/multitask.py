@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .loop import seed_everything
+from .loop import check_loss, check_rates, check_weights, seed_everything
 
 __all__ = ["MultitaskConfig", "fit_multitask", "predict_multitask"]
 
@@ -32,12 +32,16 @@ class MultitaskConfig:
     seed: int = 0
     seg_weight: float = 0.5  # share of the mask loss; 0 trains the class only, 1 the mask only
 
+    def __post_init__(self) -> None:
+        check_rates(self.lr, self.weight_decay)
+
 
 def fit_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None, *,
                   config: MultitaskConfig = MultitaskConfig(), progress: bool = True) -> list[float]:
     """Train ``model`` in place on windows ``x`` with classes ``y`` and masks ``mask``; return the epoch losses.
 
-    A class of -1 leaves that window out of the class loss (it still trains the mask).
+    A class of -1 leaves that window out of the class loss (it still trains the mask). Raises
+    ``TrainingDiverged`` as soon as a loss, or after an epoch a weight, is NaN or infinite.
     """
     if not 0.0 <= config.seg_weight <= 1.0:
         raise ValueError(f"seg_weight must be in [0, 1], got {config.seg_weight}")
@@ -66,13 +70,16 @@ def fit_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, mask: np.ndarr
             loss = (1 - config.seg_weight) * cls
             if config.seg_weight > 0:
                 loss = loss + config.seg_weight * ce(mask_logits, mt[idx])
+            value = loss.item()
+            check_loss(value, epoch=epoch, step=step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            running += loss.item()
+            running += value
             bar.update(1)
             bar.set_description(f"epoch {epoch + 1}/{config.epochs} loss {running / (step + 1):.3f}")
+        check_weights(model, epoch=epoch)
         losses.append(running / steps)
         log.info("epoch %d: loss %.4f", epoch + 1, losses[-1])
     bar.close()
