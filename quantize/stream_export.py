@@ -201,8 +201,14 @@ def _resolve(source: str) -> Path:
         mpath = path / "manifest.json"
         if not mpath.is_file():
             raise ValueError(f"{path}: not an artifact directory (no manifest.json)")
-        model = json.loads(mpath.read_text()).get("model", {})
-        ckpt = CHECKPOINT_DIR / f"{model.get('name')}.pt"
+        from wearable.runtime.artifact import ArtifactError, check_name, read_manifest
+
+        try:  # the name becomes a path: a plain name cannot leave CHECKPOINT_DIR
+            model = read_manifest(path).get("model")
+            model = model if isinstance(model, dict) else {}
+            ckpt = CHECKPOINT_DIR / f"{check_name(model.get('name'), 'manifest field model.name')}.pt"
+        except ArtifactError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         if not ckpt.is_file():
             raise ValueError(f"{path}: no shipped checkpoint {ckpt.name} for its model")
         from wearable.training.checkpoint import load_checkpoint

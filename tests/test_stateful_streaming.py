@@ -288,3 +288,9 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
 
     assert main(["no_such_model", "--out", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+    art = tmp_path / "art"  # an artifact whose model name would lead out of the checkpoint directory
+    art.mkdir()
+    (art / "manifest.json").write_text(json.dumps({"model": {"name": "../../../tmp/evil"}}))
+    assert main([str(art), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "model.name must be" in err and err.count("\n") == 1
