@@ -11,7 +11,7 @@ A manifest is input from outside: it may have been edited by hand or by an attac
 identifiers, NaN or absurd rates and sizes, labels that do not fit the output, file entries
 that are not plain names), and ``read_artifact_file`` reads a listed file only if it is a plain
 file inside the artifact directory and not larger than ``MAX_FILE_BYTES``. The firmware bridge
-validates through the same two functions.
+reads and validates through the same functions.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Artifact", "ArtifactError", "load_artifact", "read_manifest", "check_manifest", "check_name",
-           "read_artifact_file",
-           "MODEL_FILE", "MANIFEST_FILE", "GOLDEN_FILE", "MAX_FILE_BYTES", "MAX_MANIFEST_BYTES",
+__all__ = ["Artifact", "ArtifactError", "load_artifact", "read_manifest", "read_artifact_file", "check_manifest",
+           "check_name", "MODEL_FILE", "MANIFEST_FILE", "GOLDEN_FILE", "MAX_FILE_BYTES", "MAX_MANIFEST_BYTES",
            "MAX_SAMPLING_RATE_HZ", "MAX_WINDOW_SAMPLES", "MAX_IN_CHANNELS", "MAX_ARENA_BYTES"]
 
 MODEL_FILE = "model_int8.tflite"
@@ -210,9 +209,9 @@ def check_manifest(manifest: dict[str, Any]) -> None:
         raise ArtifactError("manifest field model must be an object")
     if model and model.get("name") is not None:
         check_name(model["name"], "manifest field model.name")
+    data = manifest.get("data")
     _names(manifest.get("labels"), "labels")
-    _names((manifest.get("data") or {}).get("mask_labels") if isinstance(manifest.get("data"), dict) else None,
-           "data.mask_labels")
+    _names(data.get("mask_labels") if isinstance(data, dict) else None, "data.mask_labels")
     labels, classes = manifest.get("labels"), _classes(manifest)
     if labels is not None and classes is not None and len(labels) != classes:
         raise ArtifactError(f"manifest has {len(labels)} labels for an output of {classes} classes "
