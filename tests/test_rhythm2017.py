@@ -96,3 +96,40 @@ def test_smoke_run_on_the_real_recordings(data_dir, tmp_path, one_torch_thread):
 
     spec = load_checkpoint(ckpt).data
     assert spec["source"] == "challenge2017" and spec["data_dir"] is None and spec["window_samples"] == 900
+
+
+def _checkpoint(tmp_path):
+    import torch
+
+    from wearable.models import create
+    from wearable.training import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create("dscnn_tiny", num_classes=4, sampling_rate_hz=100.0, window_samples=900)
+    spec = {"source": "challenge2017", "task": "rhythm", "sampling_rate_hz": 100.0, "window_samples": 900,
+            "hop_samples": 450, "seed": 0, "data_dir": None}
+    return save_checkpoint(tmp_path / "r.pt", model.eval(), model_name="dscnn_tiny", data=spec, labels=list(LABELS),
+                           metrics={}, seed=0)
+
+
+def test_explain_draws_a_png_and_refuses_a_record_shorter_than_a_window(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from wearable.explain import grad_cam, main
+
+    ckpt = _checkpoint(tmp_path)
+    rr = np.random.default_rng(2).uniform(0.5, 1.0, 30)
+    (tmp_path / "ecg.csv").write_text("\n".join(f"{v:.5f}" for v in _ecg(rr)))
+    out = tmp_path / "x.png"
+    assert main([str(ckpt), "--record", str(tmp_path / "ecg.csv"), "--sampling-rate", "300", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "record " in capsys.readouterr().err
+    (tmp_path / "short.csv").write_text("\n".join(["0.1"] * 2000))  # 6.7 s at 300 Hz < 9 s
+    assert main([str(ckpt), "--record", str(tmp_path / "short.csv"), "--sampling-rate", "300",
+                 "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "shorter than one window" in err and not (tmp_path / "s.png").exists()
+    assert main([str(tmp_path / "none.pt"), "--record", str(tmp_path / "ecg.csv"), "--sampling-rate", "300"]) == 2
+    from wearable.training import load_checkpoint
+
+    cam = grad_cam(load_checkpoint(ckpt).build(), np.random.default_rng(0).normal(size=(3, 1, 900)).astype(np.float32),
+                   np.array([0, 1, 2]))
+    assert cam.shape == (3, 900) and cam.min() >= 0.0 and cam.max() <= 1.0

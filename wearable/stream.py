@@ -6,7 +6,9 @@
 
 The record is fed in chunks (``--chunk`` samples) as fast as possible, or paced at real time
 with ``--realtime``; the sensor rate is resampled to the model's unless ``--no-resample``.
-Progress and a summary go to stderr, events to ``--out`` (default stdout). Exit 2 with one
+Progress and a summary go to stderr, events to ``--out`` (default stdout); a rhythm model's
+summary ends with the record decision (``record`` event: one label for the whole record, the
+share of windows per label, e.g. the AF burden). Exit 2 with one
 ``error:`` line on bad input (missing or tampered artifact, unreadable record, rate mismatch).
 Needs numpy and a TFLite runtime; ``wfdb`` for WFDB records and ``matplotlib`` for ``--plot``.
 """
@@ -153,12 +155,15 @@ def _run(args: argparse.Namespace) -> int:
     out = sys.stdout if args.out == "-" else open(args.out, "w")
     counts: Counter = Counter()
     kept: list[dict] = []
+    records: list[dict] = []  # the record decision at flush (classification models)
     duration = len(x) / fs
     t_start = time.perf_counter()
     last_progress = 0.0
     def write(events: list[dict]) -> None:
         for e in events:
             counts[e["type"]] += 1
+            if e["type"] == "record":
+                records.append(e)
             per_window = e["type"] in _PER_WINDOW
             if plot and not per_window:
                 kept.append(e)
@@ -187,6 +192,11 @@ def _run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     print(f"{desc}: {duration:.1f} s at {fs:g} Hz -> model {art.sampling_rate:g} Hz, {rt.windows} windows, "
           f"{wall:.2f} s wall ({duration / wall:.0f}x real time); events: {summary}", file=sys.stderr)
+    for r in records:
+        burden = ", ".join(f"{k} {100 * v:.0f} %" for k, v in r["burden"].items() if v)
+        why = f" ({r['reason']})" if r.get("reason") else f" (p {r['p']:.2f})"
+        print(f"record: {r['label']}{why} over {r['windows']} windows; window labels: {burden or 'none'}",
+              file=sys.stderr)
     if plot:
         ppg = art.channel_kinds[:1] == ["ppg"]  # the plotted channel
         plot.draw(args.plot, kept, title=f"{art.manifest.get('model', {}).get('name', art.path.name)} on {desc}",
