@@ -133,3 +133,13 @@ def test_explain_draws_a_png_and_refuses_a_record_shorter_than_a_window(tmp_path
     cam = grad_cam(load_checkpoint(ckpt).build(), np.random.default_rng(0).normal(size=(3, 1, 900)).astype(np.float32),
                    np.array([0, 1, 2]))
     assert cam.shape == (3, 900) and cam.min() >= 0.0 and cam.max() <= 1.0
+
+
+@pytest.mark.parametrize("module", ["benchmarks.stream_rhythm", "benchmarks.rhythm_robustness"])
+def test_rhythm_benchmarks_refuse_a_missing_artifact_with_one_line(module, tmp_path, capsys):
+    import importlib
+
+    main = importlib.import_module(module).main
+    assert main([str(tmp_path / "nothing"), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
