@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", action="store_true",
                    help="also score the RR rule and the feature + gradient-boosting baseline on the same recordings")
     p.add_argument("--no-export", action="store_true", help="float figures only (no int8 export)")
+    p.add_argument("--gate", action="store_true",
+                   help="apply quantize's export gates (agreement, error ratio, metric drop on 1,000 validation "
+                        "windows); a model that fails them gets no int8 figures. By default the int8 figures are "
+                        "measured whatever the gates say (python -m quantize.export applies them when shipping)")
     p.add_argument("--checkpoint", type=Path, metavar="PATH",
                    help="also write the trained model here as a shippable checkpoint (one model, one seed)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
@@ -118,14 +122,16 @@ def _noise(args: argparse.Namespace):
         return None
 
 
-def _windows(signals, rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` record windows drawn at random (calibration and the export's held-out windows)."""
+def _windows(signals, y: np.ndarray, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` record windows drawn at random, with their recording's label (calibration and the
+    export's held-out windows)."""
     from wearable.runtime.record import record_window_starts
 
     pool = [(i, int(a)) for i, s in enumerate(signals)
             for a in record_window_starts(s.size, window_samples=WINDOW, hop_samples=HOP)]
-    pick = rng.permutation(len(pool))[:n]
-    return np.stack([signals[pool[k][0]][pool[k][1]:pool[k][1] + WINDOW] for k in pick])[:, None, :]
+    pick = [pool[k] for k in rng.permutation(len(pool))[:n]]
+    x = np.stack([signals[i][a:a + WINDOW] for i, a in pick])[:, None, :].astype(np.float32)
+    return x, np.array([y[i] for i, _ in pick], dtype=np.int64)
 
 
 def _int8_predict(tflite_path: Path):
@@ -182,30 +188,27 @@ def _one(key: str, seed: int, data: dict[str, Any], noise, args: argparse.Namesp
         save_checkpoint(args.checkpoint, model, model_name=name, data={**spec, "data_dir": None}, labels=list(LABELS),
                         metrics=metrics, seed=seed)
     if not args.no_export:
-        row.update(_export(model, target, data, truth, seed))
+        row.update(_export(model, target, data, truth, seed, args.gate))
     row["seconds"] = round(time.time() - started, 1)
     torch.set_num_threads(args.threads)  # export helpers may have touched it
     return row
 
 
-def _export(model, target: Path, data: dict[str, Any], truth: list[str], seed: int) -> dict[str, Any]:
+def _export(model, target: Path, data: dict[str, Any], truth: list[str], seed: int, gate: bool) -> dict[str, Any]:
     from benchmarks.macs import count_macs
     from benchmarks.tflite_graph import read_graph
     from quantize import CheckFailed, ExportError, Thresholds, export_model
 
     from ._rhythm_recipe import record_labels, record_probs
+    from .ecg_models import _record_only
 
     rng = np.random.default_rng(seed)
-    calibration = _windows(data["train"].signals, rng, 256)
-    val_windows, val_y = [], []
-    for s, y in zip(data["val"].signals, data["val"].y):
-        val_windows.append(s[:WINDOW] if s.size >= WINDOW else np.pad(s, (WINDOW - s.size, 0)))
-        val_y.append(y)
-    holdout = np.stack(val_windows)[:, None, :].astype(np.float32)
+    calibration, _ = _windows(data["train"].signals, data["train"].y, rng, 1000)
+    holdout, holdout_y = _windows(data["val"].signals, data["val"].y, rng, 1000)
     try:
-        manifest = export_model(model, target, calibration=calibration, holdout=holdout[:256],
-                                holdout_labels=np.array(val_y[:256]), labels=list(LABELS), task="rhythm",
-                                hop_samples=HOP, thresholds=Thresholds(),
+        manifest = export_model(model, target, calibration=calibration, holdout=holdout, holdout_labels=holdout_y,
+                                labels=list(LABELS), task="rhythm", hop_samples=HOP,
+                                thresholds=Thresholds() if gate else _record_only(),
                                 data_info={"source": "challenge2017", "task": "rhythm",
                                            "note": "rhythm2017 experiment"}, overwrite=True)
     except (CheckFailed, ExportError) as exc:
@@ -217,8 +220,10 @@ def _export(model, target: Path, data: dict[str, Any], truth: list[str], seed: i
     test = data["test"]
     int8 = _scores(truth, record_labels(record_probs(_int8_predict(target / "model_int8.tflite"), test.signals,
                                                      window=WINDOW, hop=HOP), test.signals, LABELS, window=WINDOW))
+    (agreement,) = manifest.data["checks"]["agreement"]
     return {"int8": int8, "macs": sum(c.macs for c in counts if c.kind in ("conv", "depthwise", "fc")),
-            "flash_bytes": len(tflite), "arena_bytes": manifest.data["tflm"]["arena_bytes"]}
+            "flash_bytes": len(tflite), "arena_bytes": manifest.data["tflm"]["arena_bytes"],
+            "holdout_agreement_pct": agreement["argmax_agreement_pct"], "holdout_error_ratio": agreement["error_ratio"]}
 
 
 def _baselines(args: argparse.Namespace, data: dict[str, Any]) -> list[dict[str, Any]]:
