@@ -78,6 +78,7 @@ def export_model(
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
     qat: Mapping[str, Any] | None = None,
+    firmware: bool = False,
 ) -> Manifest:
     """Export ``source`` to ``out_dir`` as fp32 ONNX + full-int8 TFLite with checks and a manifest.
 
@@ -317,8 +318,20 @@ def export_model(
         (tmp / MODEL_CARD_NAME).write_text(render_model_card(data, metrics=src.metrics))
         data["files"] = listing()  # now with the card
         (tmp / MANIFEST_NAME).write_text(_files.manifest_json(data))
+        if firmware:  # inside the staging directory: the old artifact stays until this one is whole
+            with clock("firmware sources"):
+                _firmware(tmp)
     log.info("exported %s to %s", src.name, out_dir)
     return Manifest(out_dir, json.loads((out_dir / MANIFEST_NAME).read_text()), seconds=dict(clock.seconds))
+
+
+def _firmware(artifact_dir: Path) -> None:
+    from firmware_bridge import FirmwareError, generate
+
+    try:
+        generate(artifact_dir)
+    except FirmwareError as exc:  # not CheckFailed: quantization-aware fine-tuning would not mend it
+        raise ExportError(f"firmware sources: {exc}") from None
 
 
 # --------------------------------------------------------------------------- inputs

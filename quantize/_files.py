@@ -8,14 +8,14 @@ import io
 import json
 import math
 import os
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 from torch import nn
+
+from wearable._staging import staged_dir
 
 from ._types import ExportError
 
@@ -39,31 +39,11 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
 @contextlib.contextmanager
 def staging(out_dir: Path, overwrite: bool) -> Iterator[Path]:
     """A temp dir next to ``out_dir``, renamed to it if the block succeeds; on failure the temp
-    dir and any parent directories made for it are removed."""
-    made = [p for p in [out_dir.absolute().parent, *out_dir.absolute().parent.parents] if not p.exists()]
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    ok = False
-    try:
+    dir and any parent directories made for it are removed, and an existing ``out_dir`` is left as
+    it was. The old ``out_dir`` is replaced only at the very end; staging dirs that killed exports
+    left behind are swept first (``wearable._staging`` gives the rule)."""
+    with staged_dir(out_dir, overwrite=overwrite) as tmp:
         yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
-        if out_dir.exists():
-            if not overwrite:
-                raise FileExistsError(f"{out_dir} appeared during the export; not replacing it")
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "previous")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-        ok = True
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if not ok:
-            for parent in made:  # innermost first
-                with contextlib.suppress(OSError):
-                    parent.rmdir()
 
 
 def write_npz(path: Path, arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> None:

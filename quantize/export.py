@@ -351,7 +351,7 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
                   holdout_labels=holdout.y if mask is None else [holdout.y, mask],
                   labels=list(job.checkpoint.labels) or list(holdout.labels), task=spec["task"], data_info=data_info,
                   backend=args.backend, thresholds=thresholds, tflite_runtime_python=args.tflite_runtime_python,
-                  overwrite=args.force, progress=progress)
+                  overwrite=args.force, progress=progress, firmware=True)
     try:
         manifest = export_model(job.checkpoint, job.out, **common)
     except CheckFailed as exc:
@@ -361,8 +361,6 @@ def _export(job: _Job, args: argparse.Namespace, thresholds: Any, calibration: A
               file=sys.stderr, flush=True)
         model, qat_info = _qat(job, args, calibration, holdout, str(exc), progress)
         manifest = export_model(model, job.out, qat=qat_info, **common)
-    progress("firmware sources")
-    _firmware(job.out)
     return manifest
 
 
@@ -388,21 +386,6 @@ def _qat(job: _Job, args: argparse.Namespace, calibration: Any, holdout: Any, fa
             "train_source": "evalset calibration windows" if job.evalset is not None else "split train",
             "emulated_val_macro_f1": round(float(report["macro_f1"]), 6), "ptq_failure": failure[:500]}
     return model, info
-
-
-def _firmware(artifact_dir: Path) -> None:
-    """C sources for TFLite Micro into ``artifact_dir/firmware``; a refusal removes the whole artifact."""
-    import shutil
-
-    from firmware_bridge import FirmwareError, generate
-
-    from quantize import CheckFailed
-
-    try:
-        generate(artifact_dir)
-    except FirmwareError as exc:
-        shutil.rmtree(artifact_dir, ignore_errors=True)  # no artifact without its firmware half
-        raise CheckFailed(f"firmware generation refused the artifact: {exc}") from None
 
 
 def _mask_labels(spec: dict) -> list[str]:

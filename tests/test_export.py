@@ -499,6 +499,33 @@ def test_cli_exports_checkpoint_and_gates(model, tmp_path, capsys):
     assert _hashes(out / "dscnn_tiny") == before and _leftovers(out) == []
 
 
+@pytest.mark.slow
+def test_cli_writes_firmware_before_the_old_artifact_goes(model, tmp_path, capsys, monkeypatch):
+    """The firmware sources are generated inside the staging directory: when that fails (here a
+    full disk) the existing artifact stays byte for byte and nothing is left behind; the sources
+    equal what the generator writes for the finished artifact."""
+    from firmware_bridge import _generate, generate
+
+    ckpt = _checkpoint(tmp_path, model)
+    out = tmp_path / "artifacts"
+    common = ["--checkpoint", str(ckpt), "--out", str(out), "--calibration-windows", "32", "--holdout-windows", "48",
+              "--min-agreement", "50", "--max-metric-drop", "100"]
+    code, _, err = _run(capsys, *common)
+    assert code == 0, err
+    art = out / "dscnn_tiny"
+    assert _hashes(art / "firmware") == _hashes(generate(art, out_dir=tmp_path / "again"))
+    before = _hashes(art)
+
+    def full_disk(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_generate, "_write", full_disk)
+    code, stdout, err = _run(capsys, *common, "--force")
+    assert code == 1 and "FAILED" in stdout
+    assert "error: dscnn_tiny: firmware sources: cannot write" in err and "No space left" in err
+    assert _hashes(art) == before and _leftovers(out) == [] and _leftovers(art) == []
+
+
 def test_cli_module_entry_point_help():
     import subprocess
 
