@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+from wearable._staging import staged_dir
+
 __all__ = ["streaming_lines", "table_lines", "write_report", "plots_available"]
 
 log = logging.getLogger("benchmarks")
@@ -79,14 +81,17 @@ def plots_available() -> bool:
 
 
 def write_report(report: dict, out: Path) -> list[Path]:
-    """Write report.json, report.md and (if matplotlib is installed) PNGs; return the paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "report.json", out / "report.md"]
-    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    pngs = _plots(report, out) if plots_available() else []
-    report_md = _markdown(report, [p.name for p in pngs])
-    (out / "report.md").write_text(report_md)
-    return written + pngs
+    """Write report.json, report.md and (if matplotlib is installed) PNGs; return the paths.
+
+    The files are written into a staging directory and renamed into ``out`` at the end
+    (``wearable._staging``; other files in ``out`` stay): a full disk raises ``OSError`` and
+    leaves ``out`` as it was.
+    """
+    with staged_dir(out, keep_others=True) as tmp:
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        pngs = [p.name for p in _plots(report, tmp)] if plots_available() else []
+        (tmp / "report.md").write_text(_markdown(report, pngs))
+    return [out / "report.json", out / "report.md", *(out / name for name in pngs)]
 
 
 def _markdown(report: dict, pngs: list[str]) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
+
+from wearable._staging import staged_dir
 
 from ._context import ARENA_MARGIN_PERCENT, FirmwareContext, FirmwareError, load_context
 
@@ -35,8 +36,13 @@ def generate(artifact_dir: str | os.PathLike, *, out_dir: str | os.PathLike | No
 
     Raises ``FirmwareError`` (a ``ValueError``) naming the problem when the artifact is not
     usable: missing files or manifest fields, float ops, non-int8 inputs or outputs, an op
-    TFLite Micro lacks, golden vectors that do not match. Nothing is written then. Returns the
-    output directory; existing generated files in it are replaced.
+    TFLite Micro lacks, golden vectors that do not match, or an output that cannot be written.
+    Nothing is written then. Returns the output directory.
+
+    All files are written into a staging directory first and published together at the end
+    (``wearable._staging``), so a full disk leaves the output as it was: the default
+    ``<artifact_dir>/firmware`` is replaced whole; in an ``out_dir`` of your own the generated
+    files are replaced and your other files stay.
 
     >>> generate("artifacts/dscnn_tiny")                     # doctest: +SKIP
     PosixPath('artifacts/dscnn_tiny/firmware')
@@ -45,11 +51,11 @@ def generate(artifact_dir: str | os.PathLike, *, out_dir: str | os.PathLike | No
     out = Path(out_dir) if out_dir is not None else Path(artifact_dir) / "firmware"
     files = render(ctx)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            _write_atomic(out / name, text)
-        for name in C_SOURCES:
-            _write_atomic(out / name, (C_SOURCE_DIR / name).read_text())
+        with staged_dir(out, keep_others=out_dir is not None) as tmp:
+            for name, text in files.items():
+                _write(tmp / name, text)
+            for name in C_SOURCES:
+                _write(tmp / name, (C_SOURCE_DIR / name).read_text())
     except OSError as exc:
         raise FirmwareError(f"cannot write {out}: {exc.strerror or exc}") from None
     log.info("wrote %d files to %s", len(files) + len(C_SOURCES), out)
@@ -115,13 +121,7 @@ def _int8_rows(values) -> list[str]:
     return [line + ("," if i < len(lines) - 1 else "") for i, line in enumerate(lines)]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write(path: Path, text: str) -> None:
+    with open(path, "w", encoding="ascii", newline="\n") as f:
+        f.write(text)
+    os.chmod(path, 0o644)

@@ -156,6 +156,34 @@ def test_report_written_and_estimates_reproducible(tmp_path, capsys):
     assert rows["nrf52840"]["latency_ms"] == pytest.approx(rows["apollo4-plus"]["latency_ms"] * 192 / 64, rel=1e-3)
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_full_disk_mid_report_leaves_no_partial_report(tmp_path, capsys, monkeypatch, existing):
+    """report.json is written, then report.md fails (ENOSPC): one error line, exit 2, and the report
+    directory is as it was (absent, or the previous report and the user's own file unchanged)."""
+    _artifact(tmp_path / "arts")
+    out = tmp_path / "r"
+    if existing:
+        out.mkdir()
+        (out / "report.json").write_text("{}\n")
+        (out / "report.md").write_text("# an older report\n")
+        (out / "notes.txt").write_text("mine\n")
+    before = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    real_write = Path.write_text
+
+    def full_disk(self, data, *args, **kwargs):
+        if self.name == "report.md":
+            raise OSError(28, "No space left on device")
+        return real_write(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    code, stdout, err = _run(capsys, tmp_path / "arts", "--no-measure", "--no-vela", "-q", "--out", out)
+    monkeypatch.undo()
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and err.startswith("error: ")
+    assert "No space left" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert not [p for p in tmp_path.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
+
+
 def test_measures_this_machine(tmp_path, capsys):
     _artifact(tmp_path / "arts")
     code, out, _ = _run(capsys, tmp_path / "arts", "--target", "host", "--target", "stm32u5", "--no-vela", "-q",

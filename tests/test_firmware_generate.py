@@ -311,6 +311,45 @@ def test_cli_missing_directory(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
 
 
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["default", "fresh", "own_dir"])
+def test_a_full_disk_mid_way_leaves_no_partial_firmware(artifact, tmp_path, monkeypatch, capsys, where):
+    """The fifth file fails to write (ENOSPC): the CLI says so in one line (exit 2), and the output
+    is as it was: the artifact's firmware/ untouched or absent, a directory of one's own unchanged."""
+    from firmware_bridge import _generate
+    from firmware_bridge.generate import main
+
+    src = _copy(artifact, tmp_path / "art", lambda m: None)
+    generate(src)
+    argv = [str(src)]
+    if where == "fresh":
+        shutil.rmtree(src / "firmware")
+    if where == "own_dir":
+        own = tmp_path / "fw"
+        own.mkdir()
+        (own / "Makefile").write_text("all:\n")
+        (own / "model_data.h").write_text("/* an older model */\n")
+        argv += ["--out", str(own)]
+    before = _tree(tmp_path)
+    real, calls = _generate._write, []
+
+    def fail_fifth(path, text):
+        calls.append(path)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(_generate, "_write", fail_fifth)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: ") and "No space left" in err
+    assert len(calls) == 5 and _tree(tmp_path) == before
+    assert not [p for p in tmp_path.rglob(".*") if ".tmp-" in p.name or ".old-" in p.name]
+
+
 def test_quantize_multiplier_matches_tflite_form():
     for real in (0.0178840532898902893, 0.16247148811817169, 1.0, 3.5e-7, 0.999999999999):
         m, s = quantize_multiplier(real)
