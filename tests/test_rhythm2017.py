@@ -55,10 +55,13 @@ def test_features_see_irregular_rr_and_the_rule_separates_it():
     k = FEATURE_NAMES.index("drr_median_rel")
     assert max(f[k] for f in regular) < min(f[k] for f in irregular)
     assert all(abs(f[FEATURE_NAMES.index("beats")] - 36) <= 1 for f in regular)
-    feats = np.stack(regular + irregular)
-    y = np.array([0] * 6 + [1] * 6)
+    # mildly irregular intervals: between the two, the rule's "other rhythm"
+    mild = [record_features(_ecg(rng.uniform(0.72, 0.88, 35)), 300.0) for _ in range(6)]
+    feats = np.stack(regular + irregular + mild)
+    y = np.array([0] * 6 + [1] * 6 + [2] * 6)
     rule = rr_rule_fit(feats, y, LABELS)
-    assert rr_rule_predict(feats, rule, LABELS) == ["normal"] * 6 + ["af"] * 6
+    assert rule["other"] < rule["af"] and rule["score"] == 1.0
+    assert rr_rule_predict(feats, rule, LABELS) == ["normal"] * 6 + ["af"] * 6 + ["other"] * 6
     flat = record_features(np.zeros(3000), 300.0)  # no beats: undefined, not a crash
     assert flat.shape == (len(FEATURE_NAMES),) and rr_rule_predict(flat[None], rule, LABELS) == ["noisy"]
 

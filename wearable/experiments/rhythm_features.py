@@ -13,8 +13,9 @@
 - quality and spectrum: relative power in 0.5-5, 5-15, 15-40 and 40+ Hz, fraction of samples
   near the record's extremes, length in s.
 
-Two baselines use them: ``rr_rule`` (AF when the RR irregularity exceeds two thresholds chosen on
-the training records; noisy with too few beats; else normal) and a gradient-boosting classifier
+Two baselines use them: ``rr_rule`` (one RR irregularity index, two thresholds chosen on the
+training records: AF above the upper, other rhythm between, normal below; noisy with too few
+beats) and a gradient-boosting classifier
 (scikit-learn ``HistGradientBoostingClassifier``) over all features.
 """
 
@@ -127,31 +128,33 @@ def record_features(signal: np.ndarray, sampling_rate: float) -> np.ndarray:
 
 
 def rr_rule_fit(features: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> dict[str, float]:
-    """Thresholds of the RR rule on ``drr_median_rel`` and ``rr_cv``, by grid search for the best
-    AF F1 on the given (training) records."""
-    drr = features[:, FEATURE_NAMES.index("drr_median_rel")]
-    cv = features[:, FEATURE_NAMES.index("rr_cv")]
-    is_af = y == labels.index("af")
-    best = {"drr": 0.1, "cv": 0.1, "f1": -1.0}
-    for t1 in np.quantile(drr[np.isfinite(drr)], np.linspace(0.5, 0.98, 25)):
-        for t2 in np.quantile(cv[np.isfinite(cv)], np.linspace(0.3, 0.98, 25)):
-            pred = (drr > t1) & (cv > t2)
-            tp = np.sum(pred & is_af)
-            f1 = 2 * tp / max(pred.sum() + is_af.sum(), 1)
-            if f1 > best["f1"]:
-                best = {"drr": float(t1), "cv": float(t2), "f1": float(f1)}
+    """The two thresholds of the RR rule on ``drr_median_rel`` (the median successive RR change
+    relative to the median RR), by grid search for the best challenge score on the given (training)
+    records."""
+    from wearable.data import challenge_score
+
+    irregular = features[:, FEATURE_NAMES.index("drr_median_rel")]
+    truth = [labels[k] for k in y]
+    grid = np.quantile(irregular[np.isfinite(irregular)], np.linspace(0.3, 0.99, 40))
+    best = {"other": float(grid[0]), "af": float(grid[-1]), "score": -1.0}
+    for i, t_other in enumerate(grid):
+        for t_af in grid[i:]:
+            rule = {"other": float(t_other), "af": float(t_af)}
+            score = challenge_score(truth, rr_rule_predict(features, rule, labels))["score"]
+            if score > best["score"]:
+                best = {**rule, "score": float(score)}
     return best
 
 
 def rr_rule_predict(features: np.ndarray, rule: dict[str, float], labels: tuple[str, ...]) -> list[str]:
-    """AF when both irregularity features exceed the thresholds; noisy below 4 beats; else normal."""
-    drr = features[:, FEATURE_NAMES.index("drr_median_rel")]
-    cv = features[:, FEATURE_NAMES.index("rr_cv")]
+    """AF above the upper irregularity threshold, other rhythm between the two, normal below;
+    noisy with fewer than 4 beats."""
+    irregular = features[:, FEATURE_NAMES.index("drr_median_rel")]
     beats = features[:, FEATURE_NAMES.index("beats")]
     out = []
-    for a, b, n in zip(drr, cv, beats):
+    for a, n in zip(irregular, beats):
         if not n >= 4 or not np.isfinite(a):
             out.append("noisy" if "noisy" in labels else labels[0])
         else:
-            out.append("af" if a > rule["drr"] and b > rule["cv"] else "normal")
+            out.append("af" if a > rule["af"] else "other" if a > rule["other"] else "normal")
     return out
