@@ -11,6 +11,7 @@ way (half away from zero, TFLite's convention), so the int8 outputs must be bit-
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -206,3 +207,90 @@ def test_streamed_int8_matches_the_python_runtime(lib, backend):
         want.append(quantize(py(x[s].astype(np.float64)[:, None])[:, 0], {"dtype": np.int8,
                                                                             "quantization": (SCALE, ZERO)}))
     np.testing.assert_array_equal(np.concatenate(got), np.concatenate(want))
+
+
+def _hostile(n: int, seed: int) -> np.ndarray:
+    """ECG-like float32 with NaN (one, runs, the very first sample) and +-inf throughout, FLT_MAX and
+    1e30 spikes in the first sixth (the band-pass rings for thousands of samples after those)."""
+    rng = np.random.default_rng(seed)
+    x = _ecg_like(n, seed)
+    x[0] = np.nan  # before any finite sample: held as 0
+    for value in (np.nan, np.inf, -np.inf):
+        x[rng.integers(1, n, n // 100)] = value
+    for value in (np.finfo(np.float32).max, -np.finfo(np.float32).max, 1e30, -1e30):
+        x[rng.integers(1, n // 6, 3)] = value
+    start = int(rng.integers(n // 4, n // 2))
+    x[start:start + 150] = np.nan  # a sensor that drops out for 1.5 s
+    return x
+
+
+def test_hostile_stream_matches_the_python_runtime(lib):
+    """NaN, inf and huge values: the C preprocessing holds the last finite input like the Python
+    runtime (``StreamRuntime.push``), so both give the same int8 samples, bit for bit, and recover
+    after every glitch instead of pinning the output at the zero point."""
+    from wearable.runtime import StreamRuntime
+    from wearable.runtime._fake import ECG_SOS_100HZ, FakeInterpreter, fake_artifact
+
+    art = fake_artifact("classification")
+    params = art.manifest["inputs"][0]
+    scale, zero = params["scale"], params["zero_point"]
+    clip = art.manifest["data"]["preprocessing"]["ecg_clip_mv"]
+    seen: list[np.ndarray] = []
+    py = StreamRuntime(art, interpreter=FakeInterpreter(art), on_samples=lambda n0, y: seen.append(y[:, 0].copy()))
+    c = Preprocessor(lib, np.array(ECG_SOS_100HZ), scale=scale, zero_point=zero, clip=clip)
+    x = _hostile(8000, seed=11)
+    got = [c.run(x[s]) for s in _chunks(len(x), np.random.default_rng(12))]
+    for s in _chunks(len(x), np.random.default_rng(13)):
+        py.push(x[s])
+    py.flush()
+    want = quantize(np.concatenate(seen), {"dtype": np.int8, "quantization": (scale, zero)})
+    got = np.concatenate(got)
+    np.testing.assert_array_equal(got, want)
+    assert (~np.isfinite(x)).sum() > 100
+    assert len(np.unique(got[-1000:])) > 20  # still following the signal, not pinned at the zero point
+
+
+def test_zero_length_push_and_copy_with_null_are_no_ops(lib, tmp_path):
+    """``wearable_rb_push(&rb, NULL, 0)`` and ``wearable_rb_copy_latest(&rb, NULL, 0)`` do nothing;
+    under UndefinedBehaviorSanitizer neither reports (a memcpy from NULL, even of 0 bytes, is UB)."""
+    from firmware_bridge import C_SOURCE_DIR
+    from firmware_bridge.fuzz import SANITIZE_FLAGS
+
+    rb = RingBuffer(lib, 8, dtype=np.float32)
+    rb.push(np.arange(3, dtype=np.float32))
+    assert rb._lib.wearable_rb_push(rb._struct, None, 0) == 0
+    assert rb._lib.wearable_rb_copy_latest(rb._struct, None, 0) == 0
+    assert (rb.size, rb.total_pushed, rb.total_dropped) == (3, 3, 0)
+    np.testing.assert_array_equal(rb.latest(3), np.arange(3, dtype=np.float32))
+    main = tmp_path / "null_push.c"
+    main.write_text("""#include <stdint.h>
+#include "wearable_ring_buffer.h"
+int main(void) {
+  uint8_t storage[4];
+  wearable_ring_buffer_t rb;
+  if (wearable_rb_init(&rb, storage, 4, 1, WEARABLE_RB_OVERWRITE_OLDEST) != 0) return 3;
+  if (wearable_rb_push(&rb, NULL, 0) != 0 || wearable_rb_copy_latest(&rb, NULL, 0) != 0) return 4;
+  return wearable_rb_total_pushed(&rb) == 0 ? 0 : 5;
+}
+""")
+    exe = tmp_path / "null_push"
+    build = subprocess.run(["gcc", *SANITIZE_FLAGS, f"-I{C_SOURCE_DIR}", "-o", str(exe), str(main),
+                            str(C_SOURCE_DIR / "wearable_ring_buffer.c")], capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.skip(f"gcc cannot build with the sanitizers here: {build.stderr.strip().splitlines()[-1:]}")
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "runtime error" not in proc.stderr, proc.stderr
+
+
+def test_short_sanitizer_fuzz_finds_nothing(tmp_path):
+    """A few seconds of ``firmware_bridge.fuzz`` (ASan + UBSan; libFuzzer when clang has it, else the
+    seeded driver): no sanitizer report and no failed check. CI runs it longer (.ci/run)."""
+    from firmware_bridge.fuzz import SanitizerUnavailable, build_fuzzer, run_fuzzer
+
+    try:
+        fuzzer = build_fuzzer(tmp_path / "build")
+    except SanitizerUnavailable as exc:
+        pytest.skip(str(exc))
+    result = run_fuzzer(fuzzer, seconds=3, seed=7, crash_dir=tmp_path / "crashes")
+    assert result.finding is None, result.log[-3000:]
+    assert result.inputs > 1000, result.log[-3000:]

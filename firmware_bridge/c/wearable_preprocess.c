@@ -25,13 +25,23 @@ int wearable_pp_init(wearable_preprocess_t *pp, const wearable_real_t (*sos)[6],
   pp->clip_lo = clip_lo;
   pp->clip_hi = clip_hi;
   pp->started = 0;
+  pp->hold = 0;
   return 0;
 }
 
-void wearable_pp_reset(wearable_preprocess_t *pp) { pp->started = 0; }
+void wearable_pp_reset(wearable_preprocess_t *pp) {
+  pp->started = 0;
+  pp->hold = 0;
+}
 
 wearable_real_t wearable_pp_filter(wearable_preprocess_t *pp, wearable_real_t x) {
   size_t s;
+  /* One NaN or inf in the state would pin every later output: hold the last finite input instead. */
+  if (isfinite(x)) {
+    pp->hold = x;
+  } else {
+    x = pp->hold;
+  }
   if (!pp->started) {
     for (s = 0; s < pp->n_sections; ++s) {
       pp->state[s][0] = pp->zi[s][0] * x;

@@ -6,6 +6,7 @@
 int wearable_rb_init(wearable_ring_buffer_t *rb, void *storage, size_t capacity, size_t elem_size,
                      wearable_rb_policy_t policy) {
   if (rb == NULL || storage == NULL || capacity == 0 || elem_size == 0) return -1;
+  if (capacity > SIZE_MAX / elem_size) return -1; /* byte offsets would wrap */
   if (policy != WEARABLE_RB_OVERWRITE_OLDEST && policy != WEARABLE_RB_REJECT_NEW) return -1;
   rb->storage = (uint8_t *)storage;
   rb->capacity = capacity;
@@ -37,6 +38,7 @@ size_t wearable_rb_push(wearable_ring_buffer_t *rb, const void *samples, size_t 
   const uint8_t *src = (const uint8_t *)samples;
   size_t free_slots = rb->capacity - rb->size;
   size_t dropped = 0;
+  if (n == 0) return 0; /* memcpy from NULL, even of 0 bytes, and NULL + 0 are undefined */
   rb->total_pushed += n;
   if (n <= free_slots) {
     write_tail(rb, src, n);
@@ -67,6 +69,7 @@ int wearable_rb_copy_latest(const wearable_ring_buffer_t *rb, void *out, size_t 
   uint8_t *dst = (uint8_t *)out;
   size_t start, first;
   if (n > rb->size) return -1;
+  if (n == 0) return 0;
   start = (rb->head + rb->size - n) % rb->capacity;
   first = rb->capacity - start;
   if (first > n) first = n;

@@ -42,14 +42,17 @@ typedef struct {
   wearable_rb_policy_t policy;
 } wearable_ring_buffer_t;
 
-/* 0 on success, -1 on bad arguments (NULL pointers, zero capacity or element size, unknown policy). */
+/* 0 on success, -1 on bad arguments (NULL pointers, zero capacity or element size, capacity * elem_size
+ * beyond SIZE_MAX, unknown policy). */
 int wearable_rb_init(wearable_ring_buffer_t *rb, void *storage, size_t capacity, size_t elem_size,
                      wearable_rb_policy_t policy);
 /* Forgets the held samples (size = 0); total_pushed and total_dropped keep counting. */
 void wearable_rb_clear(wearable_ring_buffer_t *rb);
-/* Appends n samples (n * elem_size bytes); returns how many samples this call dropped. */
+/* Appends n samples (n * elem_size bytes); returns how many samples this call dropped. With n == 0 it does
+ * nothing and samples may be NULL. */
 size_t wearable_rb_push(wearable_ring_buffer_t *rb, const void *samples, size_t n);
-/* Copies the latest n samples, oldest first, into out; 0 on success, -1 (nothing copied) if n > size. */
+/* Copies the latest n samples, oldest first, into out; 0 on success, -1 (nothing copied) if n > size.
+ * With n == 0 it copies nothing and out may be NULL. */
 int wearable_rb_copy_latest(const wearable_ring_buffer_t *rb, void *out, size_t n);
 
 size_t wearable_rb_size(const wearable_ring_buffer_t *rb);
