@@ -127,6 +127,8 @@ def load_artifact(path: str | PathLike, *, verify: bool = True, all_files: bool 
     except ArtifactError as exc:
         raise ArtifactError(f"{mpath}: {exc}") from None
     files = manifest["files"]
+    if not isinstance(files, dict):  # check_manifest lets an absent (null) field pass; this reader needs it
+        raise ArtifactError(f"{mpath}: manifest field files must be an object")
     if verify and not isinstance(files.get(MODEL_FILE), dict):
         raise ArtifactError(f"{mpath}: no sha256 for {MODEL_FILE}")
     model = read_artifact_file(root, MODEL_FILE, files.get(MODEL_FILE) if verify else None)
@@ -145,6 +147,8 @@ def read_manifest(root: str | PathLike) -> dict[str, Any]:
         manifest = json.loads(text.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ArtifactError(f"{mpath}: unreadable manifest ({exc})") from None
+    except RecursionError:  # a few kilobytes of '[' exhaust the parser's stack
+        raise ArtifactError(f"{mpath}: unreadable manifest (nested too deeply)") from None
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{mpath}: manifest is not a JSON object")
     return manifest
