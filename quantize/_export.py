@@ -326,7 +326,10 @@ def export_model(
 
 
 def _firmware(artifact_dir: Path) -> None:
-    from firmware_bridge import FirmwareError, generate
+    # From the private module: importing the CLI module firmware_bridge.generate rebinds that
+    # package attribute from the function to the module.
+    from firmware_bridge import FirmwareError
+    from firmware_bridge._generate import generate
 
     try:
         generate(artifact_dir)

@@ -504,7 +504,8 @@ def test_cli_writes_firmware_before_the_old_artifact_goes(model, tmp_path, capsy
     """The firmware sources are generated inside the staging directory: when that fails (here a
     full disk) the existing artifact stays byte for byte and nothing is left behind; the sources
     equal what the generator writes for the finished artifact."""
-    from firmware_bridge import _generate, generate
+    from firmware_bridge import _generate
+    from firmware_bridge._generate import generate
 
     ckpt = _checkpoint(tmp_path, model)
     out = tmp_path / "artifacts"
