@@ -34,6 +34,7 @@ CALIBRATION_WINDOWS = 4  # enough for min/max ranges; the figures reported do no
 # (dotted key, label, scale). The files differ by who trained the model, hence the list.
 _METRIC_KEYS = (
     ("test.per_sample_macro_f1_int8_pct", "per-sample macro F1 % (int8, test)", 1.0),
+    ("metrics.test_int8_challenge_score", "challenge score % (int8, test recordings)", 100.0),
     ("int8.mae_int8_bpm", "HR MAE bpm (int8, test)", 1.0),
     ("metrics.test_class_macro_f1", "macro F1 % (float, test)", 100.0),
     ("metrics.test_fp32_macro_f1", "macro F1 % (float, test)", 100.0),

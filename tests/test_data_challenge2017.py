@@ -84,10 +84,10 @@ def test_missing_files_and_other_rates_are_refused(tiny):
 
 def test_challenge_score_is_the_mean_f1_of_normal_af_other():
     truth = ["normal", "af", "other", "noisy", "af"]
-    pred = ["normal", "af", "normal", "noisy", "inconclusive"]
+    pred = ["normal", "af", "normal", "inconclusive", "noisy"]  # the runtime says inconclusive for noisy
     s = challenge_score(truth, pred)
     assert s["f1_normal"] == pytest.approx(2 / 3) and s["f1_af"] == pytest.approx(2 / 3) and s["f1_other"] == 0.0
-    assert s["score"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3) and s["f1_noisy"] == 1.0
+    assert s["score"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3) and s["f1_noisy"] == pytest.approx(2 / 3)
 
 
 def test_augmentation_is_seeded_bounded_and_changes_the_windows():

@@ -136,10 +136,12 @@ def test_golden_vectors_replay_in_tflite_micro(firmware, tmp_path):
     lib = _compile_shared(tmp_path, [firmware / "model_data.c", firmware / "test_vectors.c"])
     n = ctypes.c_uint.in_dll(lib, "dscnn_tiny_model_data_len").value
     model = bytes((ctypes.c_ubyte * n).in_dll(lib, "dscnn_tiny_model_data"))
-    inputs = np.ctypeslib.as_array((ctypes.c_int8 * (8 * 1000)).in_dll(lib, "dscnn_tiny_test_input_0"))
-    expected = np.ctypeslib.as_array((ctypes.c_int8 * (8 * 5)).in_dll(lib, "dscnn_tiny_test_output_0"))
-    (got,), _arena = run_tflm(model, inputs.reshape(8, 1, 1000).copy())
-    np.testing.assert_array_equal(got.reshape(8, 5), expected.reshape(8, 5))
+    manifest = json.loads((firmware.parent / "manifest.json").read_text())
+    w, k = manifest["window_samples"], manifest["outputs"][0]["shape"][1]
+    inputs = np.ctypeslib.as_array((ctypes.c_int8 * (8 * w)).in_dll(lib, "dscnn_tiny_test_input_0"))
+    expected = np.ctypeslib.as_array((ctypes.c_int8 * (8 * k)).in_dll(lib, "dscnn_tiny_test_output_0"))
+    (got,), _arena = run_tflm(model, inputs.reshape(8, 1, w).copy())
+    np.testing.assert_array_equal(got.reshape(8, k), expected.reshape(8, k))
 
 
 def _tflm_stub(root: Path) -> Path:

@@ -99,6 +99,8 @@ def test_smoke_run_on_the_real_recordings(data_dir, tmp_path, one_torch_thread):
 
     spec = load_checkpoint(ckpt).data
     assert spec["source"] == "challenge2017" and spec["data_dir"] is None and spec["window_samples"] == 900
+    metrics = json.loads(ckpt.with_suffix(".metrics.json").read_text())
+    assert metrics["metrics"]["test_fp32_challenge_score"] == row["fp32"]["score"] and metrics["model"] == "dscnn_tiny"
 
 
 def _checkpoint(tmp_path):

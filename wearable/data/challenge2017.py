@@ -137,10 +137,12 @@ def challenge2017_split(reference: dict[str, str], *, seed: int = 0, folds: int 
 def challenge_score(y_true, y_pred, labels: tuple[str, ...] = CHALLENGE2017_LABELS) -> dict[str, float]:
     """The official score (mean F1 of normal, af and other) and the F1 of every label.
 
-    ``y_true`` and ``y_pred`` hold label names; a prediction outside ``labels`` (e.g.
-    "inconclusive") counts as a miss for the true class and a false positive for no class.
+    ``y_true`` and ``y_pred`` hold label names. "inconclusive", the runtime's answer for a
+    recording its model reads as noisy (or one too short to classify), counts as a "noisy"
+    prediction, as "~" does in the challenge; any other name outside ``labels`` is a miss.
     """
-    y_true, y_pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
+    y_true = np.asarray(y_true, dtype=object)
+    y_pred = np.array(["noisy" if p == "inconclusive" else p for p in y_pred], dtype=object)
     out: dict[str, float] = {}
     for label in labels:
         tp = float(np.sum((y_true == label) & (y_pred == label)))

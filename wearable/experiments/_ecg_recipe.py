@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["Recipe", "ecg_augment", "sampling_weights", "recipe_fit", "recipe_qat"]
+__all__ = ["Recipe", "ecg_augment", "sampling_weights", "recipe_fit", "recipe_qat", "qat_finetune"]
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,22 @@ def recipe_fit(model: nn.Module, x: np.ndarray, y: np.ndarray, val, *, recipe: R
 
 def recipe_qat(model: nn.Module, x: np.ndarray, y: np.ndarray, val, *, calibration: np.ndarray,
                recipe: Recipe, sampling_rate_hz: float, progress: bool = True) -> dict:
-    """Quantization-aware fine-tuning with this recipe (balanced sampling, augmentation), in place.
+    """Quantization-aware fine-tuning with this recipe (balanced sampling, augmentation), in place
+    (``qat_finetune``). The export's own QAT fallback trains on the 200 shipped calibration windows
+    without class balance, which collapsed this model to "normal"."""
+    return qat_finetune(model, calibration, lambda folded: recipe_fit(
+        folded, x, y, val, recipe=recipe, sampling_rate_hz=sampling_rate_hz, progress=progress))
+
+
+def qat_finetune(model: nn.Module, calibration: np.ndarray, fit) -> dict:
+    """Fine-tune ``model`` in place under an emulation of the converter's int8; ``fit(folded)``
+    trains the folded copy with any recipe and returns its report.
 
     ``quantize.qat.fake_quantized`` emulates the converter's int8 on a BatchNorm-folded copy;
     the fine-tuned weights are written back into ``model`` with every BatchNorm set to pass
     through plus the folded bias (mean 0, variance ``1 - eps``, scale 1), so the checkpoint
     keeps the registered architecture and export's folding reproduces the int8-representable
-    weights exactly. The export's own QAT fallback trains on the 200 shipped calibration windows
-    without class balance, which collapsed this model to "normal".
+    weights exactly.
     """
     from quantize import fold_batchnorm
     from quantize.qat import fake_quantized
@@ -133,7 +141,7 @@ def recipe_qat(model: nn.Module, x: np.ndarray, y: np.ndarray, val, *, calibrati
     for mixer in (m for m in folded.modules() if isinstance(m, InceptionMixer)):
         mixer.conv[0].weight.register_hook(mixer._mask_grad)  # folding made a new Parameter
     with fake_quantized(folded, calibration):
-        report = recipe_fit(folded, x, y, val, recipe=recipe, sampling_rate_hz=sampling_rate_hz, progress=progress)
+        report = fit(folded)
     _unfold_into(model, folded.eval())
     return report
 

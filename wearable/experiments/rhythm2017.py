@@ -35,7 +35,7 @@ import numpy as np
 from wearable.data.challenge2017 import CHALLENGE2017_LABELS
 from wearable.models.inceptionformer import LITE_160KB
 
-__all__ = ["MODELS", "DEFAULT_MODELS", "RATE_HZ", "WINDOW", "HOP", "main", "run", "af_se_sp"]
+__all__ = ["MODELS", "DEFAULT_MODELS", "RATE_HZ", "WINDOW", "HOP", "main", "run", "af_se_sp", "write_metrics"]
 
 log = logging.getLogger("wearable.experiments.rhythm2017")
 
@@ -44,8 +44,7 @@ LABELS = CHALLENGE2017_LABELS
 RATE_HZ, WINDOW, HOP = 100.0, 900, 450
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "dscnn_tiny": ("dscnn_tiny", {}),
-    "dscnn_tiny:wide": ("dscnn_tiny", {"stem_channels": 32, "blocks": ((48, 2), (64, 2), (96, 2), (128, 2),
-                                                                        (128, 1))}),
+    "dscnn_rhythm": ("dscnn_rhythm", {}),  # dscnn_tiny with twice the stem width and a fifth block
     "inceptionformer_tiny:160kb": ("inceptionformer_tiny", {"attention": "mhsa", **LITE_160KB}),
     "inceptionformer_tiny:160kb:stride2": ("inceptionformer_tiny", {"attention": "mhsa", **LITE_160KB,
                                                                     "stem_strides": (1, 2)}),
@@ -53,7 +52,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "resnet18_1d:w32": ("resnet18_1d", {"base_width": 32}),
     "mobilenetv2_1d:x0.5": ("mobilenetv2_1d", {"width_mult": 0.5}),
 }
-DEFAULT_MODELS = ("dscnn_tiny", "dscnn_tiny:wide", "inceptionformer_tiny:160kb", "ecgcl_tiny", "resnet18_1d:w32",
+DEFAULT_MODELS = ("dscnn_tiny", "dscnn_rhythm", "inceptionformer_tiny:160kb", "ecgcl_tiny", "resnet18_1d:w32",
                   "mobilenetv2_1d:x0.5")
 
 
@@ -81,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="apply quantize's export gates (agreement, error ratio, metric drop on 1,000 validation "
                         "windows); a model that fails them gets no int8 figures. By default the int8 figures are "
                         "measured whatever the gates say (python -m quantize.export applies them when shipping)")
+    p.add_argument("--qat-epochs", type=int, default=0,
+                   help="quantization-aware fine-tuning epochs after training, same recipe, best validation epoch "
+                        "under the int8 emulation (quantize.qat); 0 = none (default: %(default)s)")
+    p.add_argument("--qat-lr", type=float, default=3e-4, help="learning rate of that fine-tuning (default: %(default)s)")
     p.add_argument("--checkpoint", type=Path, metavar="PATH",
                    help="also write the trained model here as a shippable checkpoint (one model, one seed)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
@@ -168,6 +171,15 @@ def _one(key: str, seed: int, data: dict[str, Any], noise, args: argparse.Namesp
     recipe = RhythmRecipe(epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, seed=seed)
     row["training"] = rhythm_fit(model, data["train"], data["val"], labels=LABELS, window=WINDOW, hop=HOP,
                                  sampling_rate=RATE_HZ, recipe=recipe, noise=noise, progress=not args.quiet)
+    if args.qat_epochs:
+        from ._ecg_recipe import qat_finetune
+
+        qat = RhythmRecipe(epochs=args.qat_epochs, samples_per_epoch=args.samples_per_epoch, lr=args.qat_lr,
+                           seed=seed)
+        calibration, _ = _windows(data["train"].signals, data["train"].y, np.random.default_rng(seed), 1000)
+        row["qat"] = qat_finetune(model, calibration, lambda folded: rhythm_fit(
+            folded, data["train"], data["val"], labels=LABELS, window=WINDOW, hop=HOP, sampling_rate=RATE_HZ,
+            recipe=qat, noise=noise, progress=not args.quiet))
     row["train_seconds"] = round(time.time() - started, 1)
     model.eval()
     test = data["test"]
@@ -260,6 +272,18 @@ def _baselines(args: argparse.Namespace, data: dict[str, Any]) -> list[dict[str,
     return rows
 
 
+def write_metrics(path: Path, row: dict[str, Any], command: str) -> None:
+    """The shipped checkpoint's figures (``<model>.metrics.json``): record-level test scores."""
+    keep = {"model": row["registered"], "command": command, "seed": row["seed"],
+            "data": {"source": "challenge2017", "task": "rhythm", "split": "record-level stratified, 10 folds, "
+                     "test fold 0, validation fold 1"},
+            "metrics": {f"test_{kind}_challenge_score": row[kind]["score"] for kind in ("fp32", "int8") if kind in row},
+            "test": {kind: row[kind] for kind in ("fp32", "int8") if kind in row},
+            "training": {k: row["training"][k] for k in ("best_epoch", "best_val_score")},
+            "sizes": {k: row.get(k) for k in ("params", "macs", "flash_bytes", "arena_bytes")}}
+    path.write_text(json.dumps(keep, indent=1, sort_keys=True) + "\n")
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per model: mean and sample sd over seeds of every score, sizes from its first export."""
     by_model: dict[str, list[dict[str, Any]]] = {}
@@ -333,6 +357,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for key in keys:
             log.info("training %s (seed %d)", key, seed)
             report["rows"].append(_one(key, seed, data, noise, args, args.out))
+            if args.checkpoint is not None:
+                write_metrics(args.checkpoint.with_suffix(".metrics.json"), report["rows"][-1], report["command"])
             report["summary"] = summarize(report["rows"])
             (args.out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
             (args.out / "report.md").write_text(_markdown(report))
@@ -353,8 +379,11 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--seeds must be integers separated by commas, got {args.seeds!r}"
     if not seeds or min(seeds) < 0:
         return f"--seeds must be non-negative integers, got {args.seeds!r}"
-    if args.epochs < 1 or args.samples_per_epoch < 1 or args.threads < 1 or args.limit_records < 0:
-        return "--epochs, --samples-per-epoch and --threads must be >= 1, --limit-records >= 0"
+    if args.epochs < 1 or args.samples_per_epoch < 1 or args.threads < 1 or args.limit_records < 0 \
+            or args.qat_epochs < 0:
+        return "--epochs, --samples-per-epoch and --threads must be >= 1, --limit-records and --qat-epochs >= 0"
+    if not (np.isfinite(args.qat_lr) and args.qat_lr > 0):
+        return f"--qat-lr must be a finite number > 0, got {args.qat_lr}"
     if not 0 <= args.fold < 10:
         return f"--fold must be in 0..9, got {args.fold}"
     if args.checkpoint is not None and (len(keys) != 1 or len(seeds) != 1 or args.fold != 0):
