@@ -7,7 +7,8 @@ per recording on the test split, float (PyTorch) and int8 (the .tflite in ai-edg
 TFLite's reference kernels, the ones TFLite Micro reproduces). A recording's label is the runtime's
 record decision (``wearable.runtime.record``: mean window probability, noisy -> inconclusive,
 windows every half window plus one ending at the last sample). Splits are record-level,
-stratified, seeded (``wearable.data.challenge2017_split``: 80 / 10 / 10 % with 10 folds).
+stratified, seeded (``wearable.data.challenge2017_split``: 80 / 10 / 10 % with 10 folds;
+``--split-seed``), the same split for every training seed.
 
 ``--baselines`` adds the classical baselines on exactly the same recordings
 (``rhythm_features``: neurokit2 R peaks + a two-threshold RR rule; 30 RR/morphology/quality
@@ -69,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30, help="training epochs (default: %(default)s)")
     p.add_argument("--samples-per-epoch", type=int, default=8192,
                    help="training windows drawn per epoch (default: %(default)s)")
+    p.add_argument("--label-smoothing", type=float, default=0.05,
+                   help="label smoothing of the cross-entropy; more keeps the logits in a narrower range, which "
+                        "int8 outputs cover better (default: %(default)s)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the record-level split; every training seed uses the same split (default: %(default)s)")
     p.add_argument("--fold", type=int, default=0, help="test fold of the 10-fold split; validation is the next "
                    "(default: %(default)s)")
     p.add_argument("--limit-records", type=int, default=0, metavar="N",
@@ -107,10 +113,10 @@ def _scores(truth: list[str], pred: list[str]) -> dict[str, float]:
     return out
 
 
-def _data(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+def _data(args: argparse.Namespace) -> dict[str, Any]:
     from wearable.data import challenge2017_signals
 
-    kw = dict(sampling_rate_hz=RATE_HZ, seed=seed, fold=args.fold, limit=args.limit_records or None,
+    kw = dict(sampling_rate_hz=RATE_HZ, seed=args.split_seed, fold=args.fold, limit=args.limit_records or None,
               progress=not args.quiet)
     return {split: challenge2017_signals(args.data_dir, split, **kw) for split in ("train", "val", "test")}
 
@@ -168,14 +174,15 @@ def _one(key: str, seed: int, data: dict[str, Any], noise, args: argparse.Namesp
     model = create(name, num_classes=len(LABELS), sampling_rate_hz=RATE_HZ, window_samples=WINDOW, **cfg)
     row: dict[str, Any] = {"model": key, "seed": seed, "registered": name, "config": cfg,
                            "params": sum(p.numel() for p in model.parameters())}
-    recipe = RhythmRecipe(epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, seed=seed)
+    recipe = RhythmRecipe(epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, seed=seed,
+                          label_smoothing=args.label_smoothing)
     row["training"] = rhythm_fit(model, data["train"], data["val"], labels=LABELS, window=WINDOW, hop=HOP,
                                  sampling_rate=RATE_HZ, recipe=recipe, noise=noise, progress=not args.quiet)
     if args.qat_epochs:
         from ._ecg_recipe import qat_finetune
 
         qat = RhythmRecipe(epochs=args.qat_epochs, samples_per_epoch=args.samples_per_epoch, lr=args.qat_lr,
-                           seed=seed)
+                           seed=seed, label_smoothing=args.label_smoothing)
         calibration, _ = _windows(data["train"].signals, data["train"].y, np.random.default_rng(seed), 1000)
         row["qat"] = qat_finetune(model, calibration, lambda folded: rhythm_fit(
             folded, data["train"], data["val"], labels=LABELS, window=WINDOW, hop=HOP, sampling_rate=RATE_HZ,
@@ -189,7 +196,7 @@ def _one(key: str, seed: int, data: dict[str, Any], noise, args: argparse.Namesp
     row["fp32"] = fp32
     # the checkpoint's data spec is what load_windows (and so quantize.evalset) takes: split fold 0
     spec = {"source": "challenge2017", "task": "rhythm", "sampling_rate_hz": RATE_HZ, "window_samples": WINDOW,
-            "hop_samples": HOP, "seed": seed}
+            "hop_samples": HOP, "seed": args.split_seed}
     target = out / f"seed{seed}" / key.replace(":", "_")
     target.parent.mkdir(parents=True, exist_ok=True)
     metrics = {"test_fp32_challenge_score": fp32["score"]}
@@ -348,12 +355,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"command": " ".join(["python -m wearable.experiments.rhythm2017", *sys.argv[1:]]),
                               "seeds": seeds, "rows": [], "summary": [], "data": {}}
     noise = _noise(args)
+    data = _data(args)
+    report["data"] = {s: {LABELS[k]: int(c) for k, c in enumerate(np.bincount(d.y, minlength=len(LABELS)))}
+                      for s, d in data.items()}
+    if args.baselines:
+        report["rows"] += _baselines(args, data)
     for seed in seeds:
-        data = _data(args, seed)
-        report["data"] = {s: {LABELS[k]: int(c) for k, c in enumerate(np.bincount(d.y, minlength=len(LABELS)))}
-                          for s, d in data.items()}
-        if args.baselines and seed == seeds[0]:
-            report["rows"] += _baselines(args, data)
         for key in keys:
             log.info("training %s (seed %d)", key, seed)
             report["rows"].append(_one(key, seed, data, noise, args, args.out))
@@ -377,13 +384,15 @@ def _check(args: argparse.Namespace) -> str | None:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         return f"--seeds must be integers separated by commas, got {args.seeds!r}"
-    if not seeds or min(seeds) < 0:
-        return f"--seeds must be non-negative integers, got {args.seeds!r}"
+    if not seeds or min(seeds) < 0 or args.split_seed < 0:
+        return f"--seeds and --split-seed must be non-negative integers, got {args.seeds!r}, {args.split_seed}"
     if args.epochs < 1 or args.samples_per_epoch < 1 or args.threads < 1 or args.limit_records < 0 \
             or args.qat_epochs < 0:
         return "--epochs, --samples-per-epoch and --threads must be >= 1, --limit-records and --qat-epochs >= 0"
     if not (np.isfinite(args.qat_lr) and args.qat_lr > 0):
         return f"--qat-lr must be a finite number > 0, got {args.qat_lr}"
+    if not 0.0 <= args.label_smoothing < 1.0:
+        return f"--label-smoothing must be in [0, 1), got {args.label_smoothing}"
     if not 0 <= args.fold < 10:
         return f"--fold must be in 0..9, got {args.fold}"
     if args.checkpoint is not None and (len(keys) != 1 or len(seeds) != 1 or args.fold != 0):
