@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +112,118 @@ def test_ppg_scale_auto_is_the_robust_std_of_the_band_passed_start():
     assert cli._ppg_scale("auto", art, x, 100.0, resample=False) == pytest.approx(40.0 * one, rel=0.05)
     with pytest.raises(cli._InputError, match="flat"):
         cli._ppg_scale("auto", art, np.full(12_000, 3.0), 100.0, resample=False)
+
+
+def _one_error_line(capsys, argv, message):
+    assert cli.main(argv) == 2, argv
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (argv, err)
+    assert "Traceback" not in captured.err
+
+
+def _wfdb(tmp_path, name="rec", fs=100, sig_name=("MLII",), seconds=3.0):
+    wfdb = pytest.importorskip("wfdb")
+    n = int(seconds * 100)
+    x = np.stack([_beats(seconds, 100.0)[:n] * (k + 1) for k in range(len(sig_name))], axis=1)
+    wfdb.wrsamp(name, fs=fs, units=["mV"] * len(sig_name), sig_name=list(sig_name), p_signal=x,
+                fmt=["16"] * len(sig_name), write_dir=str(tmp_path))
+    return tmp_path / name
+
+
+def _set_header_fs(record, value):
+    hea = record.with_suffix(".hea")
+    first, *rest = hea.read_text().splitlines()
+    fields = first.split()
+    fields[2] = value
+    hea.write_text("\n".join([" ".join(fields), *rest]) + "\n")
+
+
+def test_bad_values_exit_2_with_one_line_and_no_traceback(tmp_path, fake_model, capsys):
+    x = str(_csv(tmp_path, _beats(5, 100.0)))
+    ok = ["art", "--record", x, "--quiet"]
+    for rate in ("0", "nan", "inf", "-100"):
+        _one_error_line(capsys, [*ok, "--sampling-rate", rate], "--sampling-rate")
+    for seconds in ("nan", "-5", "0", "inf"):
+        _one_error_line(capsys, [*ok, "--sampling-rate", "100", "--seconds", seconds], "--seconds")
+    _one_error_line(capsys, [*ok, "--sampling-rate", "100", "--plot-seconds", "inf", "--plot", "p.png"],
+                    "--plot-seconds")
+    _one_error_line(capsys, [*ok, "--sampling-rate", "100", "--rails", "nan", "1"], "--rails")
+    _one_error_line(capsys, [*ok, "--sampling-rate", "100", "--rails", "1", "-1"], "rails")
+    _one_error_line(capsys, [*ok, "--sampling-rate", "100", "--backend", "nosuch"], "--backend")
+    _one_error_line(capsys, [*ok, "--sampling-rate", "100", "--out", str(tmp_path)], "--out")
+    _one_error_line(capsys, [*ok, "--sampling-rate", "100", "--out", f"{x}/ev.jsonl"], "--out")
+    _one_error_line(capsys, [*ok, "--sampling-rate", "100", "--out", str(tmp_path / "no" / "ev.jsonl")], "--out")
+    if os.geteuid() != 0:  # root writes through a read-only mode
+        ro = tmp_path / "ro.jsonl"
+        ro.write_text("")
+        ro.chmod(0o444)
+        _one_error_line(capsys, [*ok, "--sampling-rate", "100", "--out", str(ro)], "--out")
+
+
+def test_bad_record_headers_and_rows_exit_2(tmp_path, fake_model, capsys):
+    for value in ("0", "abc", "nan", "-5", "1e400"):
+        rec = _wfdb(tmp_path, f"fs_{len(value)}_{value.replace('.', '')}")
+        _set_header_fs(rec, value)
+        _one_error_line(capsys, ["art", "--record", str(rec), "--quiet"], "sampling frequency")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n1,2\n3,4\n5,6,7\n8,9\n")
+    _one_error_line(capsys, ["art", "--record", str(rows), "--sampling-rate", "100"], "line 4 has 3 columns")
+    rows.write_text("1,2\n3\n")
+    _one_error_line(capsys, ["art", "--record", str(rows), "--sampling-rate", "100"], "line 2 has 1 columns")
+
+
+def test_csv_rows_keep_time(tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("t,mv\n0,1.5\n1,\n\n3,x\n4,2.5\n")
+    x, fs, _ = cli.read_record(str(path), sampling_rate=100, column=1)
+    assert fs == 100.0 and np.array_equal(x, [1.5, np.nan, np.nan, np.nan, 2.5], equal_nan=True)
+    x, _, _ = cli.read_record(str(path), sampling_rate=100, column=0)
+    assert np.array_equal(x, [0, 1, np.nan, 3, 4], equal_nan=True)
+
+
+def test_wfdb_header_without_rate_needs_sampling_rate(tmp_path, fake_model, capsys):
+    rec = _wfdb(tmp_path)
+    hea = rec.with_suffix(".hea")
+    first, *rest = hea.read_text().splitlines()
+    hea.write_text("\n".join([" ".join(first.split()[:2]), *rest]) + "\n")
+    _one_error_line(capsys, ["art", "--record", str(rec)], "--sampling-rate")
+    x, fs, _ = cli.read_record(str(rec), sampling_rate=100.0)
+    assert fs == 100.0 and len(x) == 300
+
+
+_PIPE_DRIVER = """
+import sys
+import wearable.runtime.streaming as streaming
+import wearable.stream as cli
+from wearable.runtime._fake import FakeInterpreter, fake_artifact
+art = fake_artifact("segmentation")
+cli.load_artifact = lambda path: art
+streaming.load_interpreter = lambda *a, **k: FakeInterpreter(art)
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_closed_pipe_ends_quietly(tmp_path):
+    path = _csv(tmp_path, _beats(600, 100.0))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(cli.__file__).parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", _PIPE_DRIVER, "art", "--record", str(path), "--sampling-rate",
+                             "100", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout.readline().startswith(b"{")
+    proc.stdout.close()  # what `| head -1` does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141), err
+    assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipe" not in err, err
+
+
+def test_runtime_log_lines_stay_off_stderr(tmp_path, fake_model, capfd, monkeypatch):
+    def noisy(*a, **k):
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")  # as the C++ runtime does
+        return FakeInterpreter(fake_model)
+
+    monkeypatch.setattr(streaming, "load_interpreter", noisy)
+    rc = cli.main(["art", "--record", str(_csv(tmp_path, _beats(5, 100.0))), "--sampling-rate", "100", "--quiet",
+                   "--out", str(tmp_path / "ev.jsonl")])
+    assert rc == 0
+    assert "INFO" not in capfd.readouterr().err

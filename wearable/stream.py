@@ -9,14 +9,21 @@ with ``--realtime``; the sensor rate is resampled to the model's unless ``--no-r
 Progress and a summary go to stderr, events to ``--out`` (default stdout); a rhythm model's
 summary ends with the record decision (``record`` event: one label for the whole record, the
 share of windows per label, e.g. the AF burden). Exit 2 with one
-``error:`` line on bad input (missing or tampered artifact, unreadable record, rate mismatch).
+``error:`` line on bad input (missing or tampered artifact, unreadable record, rate mismatch,
+a non-positive or non-finite rate or duration, a header rate that is not a number, a CSV row
+with another number of cells than the first, an unwritable ``--out``); exit 141, silently,
+when the reader of the events goes away (``| head``). Stderr holds only our lines: the TFLite
+runtime's log lines are dropped.
 Needs numpy and a TFLite runtime; ``wfdb`` for WFDB records and ``matplotlib`` for ``--plot``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import sys
 import time
 from collections import Counter
@@ -24,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .runtime import ArtifactError, RateMismatchError, StreamRuntime, load_artifact
+from .runtime import ArtifactError, RateMismatchError, RuntimeUnavailableError, StreamRuntime, load_artifact
+from .runtime.interpreter import BACKENDS
 from .runtime.dsp import robust_std
 
 __all__ = ["main", "read_record"]
@@ -50,20 +58,9 @@ def read_record(path: str, *, sampling_rate: float | None = None, channel: str |
             raise _InputError("a CSV record needs --sampling-rate")
         if not p.is_file():
             raise _InputError(f"record {p} not found")
-        try:
-            # a blank line is a missing sample (NaN), not nothing: time must not shift
-            lines = [line if line.strip() else "nan" for line in p.read_text().splitlines()]
-            data = np.genfromtxt(lines, delimiter=",", dtype=np.float64, invalid_raise=False)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise _InputError(f"{p}: unreadable CSV ({exc})") from None
-        data = np.atleast_2d(data.T).T if data.ndim == 1 else data
-        if data.size == 0 or data.ndim != 2 or column >= data.shape[1]:
-            raise _InputError(f"{p}: no column {column} of numbers")
-        x = data[:, column]
-        if len(x) and np.isnan(x[0]):
-            x = x[1:]  # header row
-        return x, float(sampling_rate), f"{p.name} column {column}"
-    if not p.with_suffix(".hea").is_file() and not Path(str(p) + ".hea").is_file():
+        return _read_csv(p, column), float(sampling_rate), f"{p.name} column {column}"
+    hea = next((h for h in (Path(str(p) + ".hea"), p.with_suffix(".hea")) if h.is_file()), None)
+    if hea is None:
         raise _InputError(f"record {p}: no {p.name}.hea (give a WFDB record path without extension, or a .csv)")
     try:
         import wfdb
@@ -78,10 +75,72 @@ def read_record(path: str, *, sampling_rate: float | None = None, channel: str |
     if name not in names:
         raise _InputError(f"record {p} has no channel {name!r}; it has {', '.join(names)}")
     x = rec.p_signal[:, names.index(name)].astype(np.float64)
-    fs = float(rec.fs)
+    fs = _header_fs(hea)
+    if fs is None:  # the format's default would be 250 Hz: a guess we do not make for the user
+        if sampling_rate is None:
+            raise _InputError(f"record {p}: the header gives no sampling frequency; give --sampling-rate")
+        fs = sampling_rate
     if sampling_rate is not None and abs(sampling_rate - fs) > 1e-9:
         raise _InputError(f"--sampling-rate {sampling_rate:g} contradicts the record header's {fs:g} Hz")
     return x, fs, f"{p.name} {name} ({rec.units[names.index(name)]})"
+
+
+def _read_csv(p: Path, column: int) -> np.ndarray:
+    """Column ``column`` of a CSV file, one sample per row (see ``read_record``).
+
+    Every row must have as many cells as the first data row: a row with a missing or extra cell
+    is refused, naming its line, since skipping it would shift every later sample in time.
+    """
+    try:
+        lines = p.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _InputError(f"{p}: unreadable CSV ({exc})") from None
+    start = 1 if lines and any(c.strip() and _number(c) is None for c in lines[0].split(",")) else 0  # header
+    first = next((i for i in range(start, len(lines)) if lines[i].strip()), None)
+    if first is None:
+        raise _InputError(f"{p}: no column {column} of numbers")
+    width = len(lines[first].split(","))
+    if column >= width:
+        raise _InputError(f"{p}: no column {column} of numbers (line {first + 1} has {width})")
+    x = np.full(len(lines) - start, np.nan)
+    for i in range(start, len(lines)):
+        if not lines[i].strip():
+            continue  # a blank line is a missing sample (NaN), not nothing: time must not shift
+        cells = lines[i].split(",")
+        if len(cells) != width:
+            raise _InputError(f"{p}: line {i + 1} has {len(cells)} columns, the first data row (line "
+                              f"{first + 1}) has {width}")
+        value = _number(cells[column])
+        if value is not None:
+            x[i - start] = value  # empty or non-numeric cells stay NaN: the runtime reports them
+    return x
+
+
+def _number(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _header_fs(hea: Path) -> float | None:
+    """The sampling frequency on a WFDB header's record line (None when the line has none).
+
+    Read here because ``wfdb`` takes an unparsable frequency ("abc", "nan", "-5") for the
+    format's default of 250 Hz, and a record read at the wrong rate gives wrong events silently.
+    """
+    try:
+        text = hea.read_text(errors="replace")
+    except OSError as exc:
+        raise _InputError(f"{hea}: unreadable ({exc})") from None
+    line = next((s for s in text.splitlines() if s.strip() and not s.lstrip().startswith("#")), "")
+    fields = line.split()
+    if len(fields) < 3:
+        return None
+    fs = _number(fields[2].split("/")[0])
+    if fs is None or not (np.isfinite(fs) and fs > 0):
+        raise _InputError(f"{hea}: sampling frequency {fields[2]!r} is not a positive number of Hz")
+    return fs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,16 +184,66 @@ def main(argv: list[str] | None = None) -> int:
     except (_InputError, ArtifactError, RateMismatchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader of our events left (``| head``): stop quietly, as a shell tool killed by
+        # SIGPIPE would, and keep the interpreter's final flush of stdout from failing again
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
 
 
-def _run(args: argparse.Namespace) -> int:
+def _check_args(args: argparse.Namespace) -> None:
     if args.chunk < 1:
         raise _InputError(f"--chunk must be >= 1, got {args.chunk}")
     if not 0.0 <= args.threshold <= 1.0 or args.smoothing < 1:
         raise _InputError("--threshold must be in [0, 1] and --smoothing >= 1")
+    # NaN passes no comparison, and a negative --seconds would slice from the end
+    positive = {"--sampling-rate": args.sampling_rate, "--seconds": args.seconds, "--plot-seconds": args.plot_seconds}
+    for flag, value in positive.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise _InputError(f"{flag} must be a positive number, got {value}")
+    if not (math.isfinite(args.plot_start) and args.plot_start >= 0):
+        raise _InputError(f"--plot-start must be a number >= 0, got {args.plot_start}")
+    if args.rails is not None and not all(math.isfinite(v) for v in args.rails):
+        raise _InputError(f"--rails must be two finite numbers, got {args.rails}")
+    if args.backend is not None and args.backend not in BACKENDS:
+        raise _InputError(f"unknown --backend {args.backend!r}; accepted: {', '.join(BACKENDS)}")
+
+
+def _runtime(art, **kwargs) -> StreamRuntime:
+    """``StreamRuntime(art, **kwargs)`` with the TFLite runtime's own log lines (``INFO: Created
+    TensorFlow Lite XNNPACK delegate``, written by C++ to file descriptor 2) kept off stderr,
+    which holds only our lines; a failure becomes one error line."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                return StreamRuntime(art, **kwargs)
+            finally:
+                os.dup2(saved, 2)
+    except (ValueError, RuntimeUnavailableError) as exc:
+        raise _InputError(str(exc)) from None
+    finally:
+        os.close(saved)
+
+
+def _open_out(path: str):
+    if path == "-":
+        return sys.stdout
+    try:
+        return open(path, "w")
+    except OSError as exc:
+        raise _InputError(f"--out {path}: {exc.strerror or exc}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    _check_args(args)
     art = load_artifact(args.artifact)
     if "stream" in art.manifest:
         raise _InputError(f"{args.artifact} is a stateful streaming export (quantize.stream_export); this command "
@@ -148,11 +257,11 @@ def _run(args: argparse.Namespace) -> int:
     plot = _PlotCapture(args.plot_start, args.plot_seconds, art.sampling_rate) if args.plot else None
     if args.plot:
         _check_matplotlib()
-    rt = StreamRuntime(art, sampling_rate=fs, resample=not args.no_resample, smoothing=args.smoothing,
-                       threshold=args.threshold, rails=tuple(args.rails) if args.rails else None,
-                       backend=args.backend, on_samples=plot.add if plot else None,
-                       ppg_scale=_ppg_scale(args.ppg_scale, art, x, fs, resample=not args.no_resample))
-    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    rt = _runtime(art, sampling_rate=fs, resample=not args.no_resample, smoothing=args.smoothing,
+                  threshold=args.threshold, rails=tuple(args.rails) if args.rails else None,
+                  backend=args.backend, on_samples=plot.add if plot else None,
+                  ppg_scale=_ppg_scale(args.ppg_scale, art, x, fs, resample=not args.no_resample))
+    out = _open_out(args.out)
     counts: Counter = Counter()
     kept: list[dict] = []
     records: list[dict] = []  # the record decision at flush (classification models)
