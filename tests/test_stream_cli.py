@@ -227,3 +227,36 @@ def test_runtime_log_lines_stay_off_stderr(tmp_path, fake_model, capfd, monkeypa
                    "--out", str(tmp_path / "ev.jsonl")])
     assert rc == 0
     assert "INFO" not in capfd.readouterr().err
+
+
+_BIDMC = ("RESP,", "PLETH,", "V,", "AVR,", "II,")  # as BIDMC names its signals
+
+
+def test_default_channel_follows_the_models_channel_kind(tmp_path, fake_model, capsys):
+    rec = _wfdb(tmp_path, "bidmc", sig_name=_BIDMC)
+    assert cli.read_record(str(rec), kind="ecg")[2] == "bidmc II, (mV)"
+    assert cli.read_record(str(rec), kind="ppg")[2] == "bidmc PLETH, (mV)"
+    assert cli.read_record(str(rec))[2] == "bidmc RESP, (mV)"  # no kind: the first, as before
+    x, _, desc = cli.read_record(str(rec), channel="PLETH", kind="ecg")  # the name without BIDMC's comma
+    assert desc == "bidmc PLETH, (mV)" and np.allclose(x, 2 * cli.read_record(str(rec))[0], atol=0.01)
+    assert cli.read_record(str(rec), channel="pleth,")[2] == "bidmc PLETH, (mV)"
+    mitdb = _wfdb(tmp_path, "mit", sig_name=("V5", "MLII"))
+    assert cli.read_record(str(mitdb), kind="ecg")[2] == "mit MLII (mV)"
+    assert cli.read_record(str(_wfdb(tmp_path, "c17", sig_name=("ECG",))), kind="ecg")[2] == "c17 ECG (mV)"
+    fake_model.manifest["data"]["preprocessing"]["channels"][0]["kind"] = "ppg"
+    out = tmp_path / "ev.jsonl"
+    assert cli.main(["art", "--record", str(rec), "--quiet", "--out", str(out)]) == 0
+    assert "bidmc PLETH, (mV)" in capsys.readouterr().err
+
+
+def test_unsuitable_or_ambiguous_channels_exit_2(tmp_path, fake_model, capsys):
+    paced = _wfdb(tmp_path, "paced", sig_name=("V5", "V2"))  # MIT-BIH's paced records: no lead II
+    _one_error_line(capsys, ["art", "--record", str(paced)], "2 ECG channels among 'V5', 'V2'")
+    assert cli.main(["art", "--record", str(paced), "--channel", "V2", "--quiet"]) == 0
+    capsys.readouterr()
+    resp = _wfdb(tmp_path, "resp", sig_name=("RESP,", "PLETH,"))
+    _one_error_line(capsys, ["art", "--record", str(resp)], "no ECG channels among 'RESP,', 'PLETH,'")
+    _one_error_line(capsys, ["art", "--record", str(resp), "--channel", "II"], "no channel 'II' among")
+    fake_model.manifest["data"]["preprocessing"]["channels"][0]["kind"] = "ppg"
+    mitdb = _wfdb(tmp_path, "mit", sig_name=("MLII", "V1"))
+    _one_error_line(capsys, ["art", "--record", str(mitdb)], "no PPG channels among 'MLII', 'V1'")

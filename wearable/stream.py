@@ -24,6 +24,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -35,7 +36,7 @@ from .runtime import ArtifactError, RateMismatchError, RuntimeUnavailableError, 
 from .runtime.interpreter import BACKENDS
 from .runtime.dsp import robust_std
 
-__all__ = ["main", "read_record"]
+__all__ = ["main", "read_record", "select_channel"]
 
 _PER_WINDOW = ("class", "estimate")  # one event per window: written only with --class-events
 
@@ -45,12 +46,14 @@ class _InputError(ValueError):
 
 
 def read_record(path: str, *, sampling_rate: float | None = None, channel: str | None = None,
-                column: int = 0) -> tuple[np.ndarray, float, str]:
+                column: int = 0, kind: str | None = None) -> tuple[np.ndarray, float, str]:
     """``(samples (n,), sampling rate Hz, description)`` from a WFDB record path or a CSV file.
 
     CSV: one sample per row, ``column`` picks the column, a non-numeric first row is a header,
     empty or non-numeric cells become NaN (the runtime reports them); ``sampling_rate`` is required.
-    WFDB: the path without extension; ``channel`` names the signal (default MLII, else the first).
+    WFDB: the path without extension; ``channel`` names the signal (a trailing comma, as BIDMC
+    writes its names, need not be given). Without it the signal is chosen by the model input's
+    channel ``kind`` (``select_channel``); without a kind, MLII, else the first.
     """
     p = Path(path)
     if p.suffix.lower() in (".csv", ".txt"):
@@ -71,9 +74,10 @@ def read_record(path: str, *, sampling_rate: float | None = None, channel: str |
     except Exception as exc:  # wfdb raises many types for corrupt files
         raise _InputError(f"record {p}: unreadable ({type(exc).__name__}: {exc})") from None
     names = list(rec.sig_name)
-    name = channel or ("MLII" if "MLII" in names else names[0])
-    if name not in names:
-        raise _InputError(f"record {p} has no channel {name!r}; it has {', '.join(names)}")
+    try:
+        name = select_channel(names, channel=channel, kind=kind)
+    except ValueError as exc:
+        raise _InputError(f"record {p}: {exc}") from None
     x = rec.p_signal[:, names.index(name)].astype(np.float64)
     fs = _header_fs(hea)
     if fs is None:  # the format's default would be 250 Hz: a guess we do not make for the user
@@ -83,6 +87,50 @@ def read_record(path: str, *, sampling_rate: float | None = None, channel: str |
     if sampling_rate is not None and abs(sampling_rate - fs) > 1e-9:
         raise _InputError(f"--sampling-rate {sampling_rate:g} contradicts the record header's {fs:g} Hz")
     return x, fs, f"{p.name} {name} ({rec.units[names.index(name)]})"
+
+
+def _bare(name: str) -> str:
+    """A signal name without case, blanks and the trailing comma BIDMC writes ("PLETH," -> "PLETH")."""
+    return name.strip().rstrip(",").strip().upper()
+
+
+def select_channel(names: list[str], *, channel: str | None = None, kind: str | None = None) -> str:
+    """The signal of a record to play: ``channel`` when given, else the one of the model's ``kind``.
+
+    ``kind`` "ecg*": lead II (MLII, II) when the record has it, else its only ECG lead; "ppg": its
+    only PLETH/PPG signal. ``ValueError`` naming the signals when none or several fit, since
+    another signal (a PPG model on BIDMC's respiration) would give confident nonsense.
+
+    >>> select_channel(["RESP,", "PLETH,", "V,", "AVR,", "II,"], kind="ppg")
+    'PLETH,'
+    >>> select_channel(["V5", "V2", "MLII"], kind="ecg")
+    'MLII'
+    """
+    listing = ", ".join(repr(n) for n in names)
+    if channel is not None:
+        found = [n for n in names if n == channel] or [n for n in names if _bare(n) == _bare(channel)]
+        if len(found) != 1:
+            raise ValueError(f"{'no' if not found else 'more than one'} channel {channel!r} among {listing}")
+        return found[0]
+    if kind is None:
+        return "MLII" if "MLII" in names else names[0]
+    if kind.startswith("ecg"):
+        fits = [n for n in names if _ECG_NAME.fullmatch(_bare(n))]
+        fits = [n for n in fits if _bare(n) in ("MLII", "II")] or fits
+    elif kind == "ppg":
+        fits = [n for n in names if _PPG_NAME.fullmatch(_bare(n))]
+    else:
+        raise ValueError(f"no rule chooses a {kind!r} channel among {listing}; give --channel")
+    if len(fits) != 1:
+        which = "no" if not fits else f"{len(fits)}"
+        raise ValueError(f"{which} {kind.upper()} channels among {listing} for a model of {kind} input; "
+                         "give --channel")
+    return fits[0]
+
+
+# ECG lead names as WFDB databases write them (MIT-BIH MLII/V1-V5, BIDMC II/V/AVR, Challenge 2017 ECG)
+_ECG_NAME = re.compile(r"(ML)?(I{1,3}|AV[RLF]|V[1-6]?)|(ECG|EKG)[ _-]?\w*|LEAD[ _-]?\w+")
+_PPG_NAME = re.compile(r"PLETH\w*|PPG\w*")
 
 
 def _read_csv(p: Path, column: int) -> np.ndarray:
@@ -151,7 +199,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("artifact", metavar="ARTIFACT_DIR", help="an exported artifact (manifest.json, model_int8.tflite)")
     ap.add_argument("--record", required=True, metavar="PATH", help="WFDB record path without extension, or a .csv")
     ap.add_argument("--sampling-rate", type=float, metavar="HZ", help="sensor rate (required for CSV)")
-    ap.add_argument("--channel", metavar="NAME", help="WFDB signal name (default MLII, else the first)")
+    ap.add_argument("--channel", metavar="NAME",
+                    help="WFDB signal name (default: the record's signal of the model's channel kind: lead II "
+                         "or its only ECG lead; its only PLETH/PPG signal)")
     ap.add_argument("--column", type=int, default=0, metavar="N", help="CSV column (default 0)")
     ap.add_argument("--seconds", type=float, metavar="S", help="play only the first S seconds")
     ap.add_argument("--chunk", type=int, default=256, metavar="N",
@@ -249,7 +299,7 @@ def _run(args: argparse.Namespace) -> int:
         raise _InputError(f"{args.artifact} is a stateful streaming export (quantize.stream_export); this command "
                           "plays window models: give the window model's artifact")
     x, fs, desc = read_record(args.record, sampling_rate=args.sampling_rate, channel=args.channel,
-                              column=args.column)
+                              column=args.column, kind=art.channel_kinds[0] if art.channel_kinds else None)
     if args.seconds is not None:
         x = x[: int(round(args.seconds * fs))]
     if len(x) == 0:
