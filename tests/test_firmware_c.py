@@ -236,7 +236,11 @@ def test_hostile_stream_matches_the_python_runtime(lib):
     scale, zero = params["scale"], params["zero_point"]
     clip = art.manifest["data"]["preprocessing"]["ecg_clip_mv"]
     seen: list[np.ndarray] = []
-    py = StreamRuntime(art, interpreter=FakeInterpreter(art), on_samples=lambda n0, y: seen.append(y[:, 0].copy()))
+    # The C preprocessing holds only non-finite input; the runtime also holds finite samples beyond
+    # an ECG's range (PHYSICAL_RANGE), so here its bounds are float32's own (FLT_MAX sits on a rail).
+    f32 = float(np.finfo(np.float32).max)
+    py = StreamRuntime(art, interpreter=FakeInterpreter(art), on_samples=lambda n0, y: seen.append(y[:, 0].copy()),
+                       rails=(-f32, f32))
     c = Preprocessor(lib, np.array(ECG_SOS_100HZ), scale=scale, zero_point=zero, clip=clip)
     x = _hostile(8000, seed=11)
     got = [c.run(x[s]) for s in _chunks(len(x), np.random.default_rng(12))]

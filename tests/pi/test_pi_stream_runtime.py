@@ -334,3 +334,76 @@ def test_files_are_read_only_inside_the_artifact_and_up_to_a_size(tmp_path):
         f.truncate(MAX_FILE_BYTES + 1)
     with pytest.raises(ArtifactError, match=f"more than the {MAX_FILE_BYTES}"):
         load_artifact(art, all_files=True)
+
+
+def _hazards(rate: float = FS) -> np.ndarray:
+    """ECG with one 1e308 sample, a 0.1 s run at -25 mV and 20 s of flat line (electrode off)."""
+    x = _ecg(80, rate=rate)
+    x[int(30 * rate)] = 1e308
+    x[int(40 * rate):int(40.1 * rate)] = -25.0
+    x[int(50 * rate):int(70 * rate)] = 0.3
+    return x
+
+
+def _inputs(x, **kw):
+    seen = []
+    rt = _runtime(on_samples=lambda n0, y: seen.append(np.array(y)), **kw)
+    events = rt.push(x) + rt.flush()
+    return events, np.concatenate(seen)
+
+
+def test_out_of_range_samples_are_held_like_nonfinite_ones():
+    x = _hazards()
+    events, y = _inputs(x)
+    assert {"type": "artifact", "kind": "out_of_range", "start": 30.0, "end": 30.01} in events
+    assert {"type": "artifact", "kind": "out_of_range", "start": 40.0, "end": 40.1} in events
+    nan = x.copy()
+    nan[np.abs(nan) > 20] = np.nan
+    nan_events, nan_y = _inputs(nan)
+    assert np.array_equal(y, nan_y)  # the model input is that of a NaN there: held, not a ringing band-pass
+    assert [e for e in events if e.get("kind") not in ("out_of_range", "nonfinite")] == \
+        [e for e in nan_events if e.get("kind") not in ("out_of_range", "nonfinite")]
+    for e in events:
+        if e["type"] == "class" and e["start"] < 30.0 < e["end"] or e["type"] == "class" and e["start"] < 40.1 \
+                and e["end"] > 40.0:
+            assert e["smoothed"] == INCONCLUSIVE, e
+    # the rails replace the default bounds: 25 mV is a reading for a +-30 mV front end
+    wide, _ = _inputs(x, rails=(-30.0, 30.0))
+    assert {"type": "artifact", "kind": "out_of_range", "start": 40.0, "end": 40.1} not in wide
+    assert {"type": "artifact", "kind": "saturation", "start": 40.0, "end": 40.1} not in wide
+    x[1000:1010] = 10.0  # at a rail: saturation; beyond one: out of range
+    x[1010:1020] = 12.0
+    narrow, _ = _inputs(x, rails=(-10.0, 10.0))
+    assert {"type": "artifact", "kind": "saturation", "start": 10.0, "end": 10.1} in narrow
+    assert {"type": "artifact", "kind": "out_of_range", "start": 10.1, "end": 10.2} in narrow
+
+
+def test_flat_line_windows_are_inconclusive():
+    events, _ = _inputs(_hazards())
+    flat = [e for e in events if e.get("kind") == "flat"]
+    assert flat == [{"type": "artifact", "kind": "flat", "start": 50.0, "end": 70.0}]  # windows inside it, merged
+    for e in events:
+        if e["type"] == "class" and e["start"] >= 50.0 and e["end"] <= 70.0:
+            assert e["smoothed"] == INCONCLUSIVE
+    record = [e for e in events if e["type"] == "record"][0]
+    vote = [e for e in events if e["type"] == "class" and e["smoothed"] != INCONCLUSIVE]
+    assert record["windows"] == len(vote)  # flat windows do not vote (nor those with out-of-range samples)
+    rt = _runtime()
+    dead = rt.push(np.full(3000, 0.25)) + rt.flush()  # electrode off for the whole stream
+    assert [e for e in dead if e["type"] == "artifact"] == [{"type": "artifact", "kind": "flat", "start": 0.0,
+                                                             "end": 30.0}]
+    assert all(e["smoothed"] == INCONCLUSIVE for e in dead if e["type"] == "class")
+    assert [e for e in dead if e["type"] == "record"][0]["label"] == INCONCLUSIVE
+
+
+@pytest.mark.parametrize("rate", [FS, 250.0])
+def test_range_and_flat_checks_are_chunk_invariant(rate):
+    x = _hazards(rate)
+    x[int(10 * rate):int(10.5 * rate)] = np.nan
+    kw = {"sampling_rate": rate, "resample": rate != FS}
+    ref, _ = _play(x, 1000, **kw)
+    kinds = {e["kind"] for e in ref if e["type"] == "artifact"}
+    assert {"out_of_range", "flat", "nonfinite"} <= kinds
+    for sizes in (1, 7, 64, "random"):
+        got, _ = _play(x, sizes, **kw)
+        assert got == ref, sizes

@@ -27,7 +27,9 @@ clock. Events are plain dicts (JSON-ready), by ``type``:
               decisions; each decision covers the hop that ended its window (the first one
               its whole window), so episodes tile stream time. Emitted when it ends or on flush.
 ``artifact``  ``kind``, ``start``, ``end``: input problems (``gap`` from ``gap(n)``,
-              ``nonfinite`` NaN/inf samples, ``saturation`` at the configured ``rails``) and,
+              ``nonfinite`` NaN/inf samples, ``out_of_range`` finite samples beyond the
+              channel kind's ``PHYSICAL_RANGE`` or the ``rails``, ``saturation`` at a rail;
+              ``flat``: windows whose raw input is a flat line, consecutive ones merged) and,
               for a segmentation model with a ``clean`` label, runs of the other labels; so
               too for a second, per-sample output that the manifest names (``data.mask_labels``
               with a ``clean`` label: the PPG dual-stream model's motion-artifact mask), merged
@@ -44,10 +46,14 @@ clock. Events are plain dicts (JSON-ready), by ``type``:
               clean windows' values, or ``"inconclusive"`` when this window overlaps an input
               artifact).
 
-Bad input: NaN/inf samples are replaced by the last finite value of their channel (0 before
-any) so filters stay finite, and reported as ``nonfinite`` artifacts; ``gap(n)`` inserts
-``n`` held samples for a sensor dropout, so later timestamps do not shift; windows that
-overlap any input artifact are classified ``inconclusive``. A zero-length chunk is a no-op;
+Bad input: NaN/inf samples, and finite ones outside ``[-PHYSICAL_RANGE, PHYSICAL_RANGE]`` of
+their channel's kind (ECG: 20 mV; between the ``rails`` when given), are replaced by the last
+good value of their channel (0 before any) so filters stay finite, and reported as
+``nonfinite`` / ``out_of_range`` artifacts; ``gap(n)`` inserts ``n`` held samples for a sensor
+dropout, so later timestamps do not shift; windows that overlap any input artifact are
+classified ``inconclusive``. So is a window whose raw sensor samples move no more than
+``FLAT_PTP`` peak to peak on a channel (ECG: 1 uV; an electrode off), reported as a ``flat``
+artifact over the run of such windows. A zero-length chunk is a no-op;
 a chunk of any size is processed window by window with memory proportional to the chunk.
 A wrong shape or dtype raises ``ValueError``; a sensor rate that differs from the model's
 without ``resample=True`` raises ``RateMismatchError``.
@@ -80,14 +86,23 @@ from .record import INCONCLUSIVE, RecordVote
 from .ringbuffer import RingBuffer
 
 __all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS", "ARTIFACT_MIN_S", "BEAT_REFRACTORY_S",
-           "BEAT_MIN_WIDTH_S"]
+           "BEAT_MIN_WIDTH_S", "FLAT_PTP", "PHYSICAL_RANGE"]
 
 BEAT_REFRACTORY_S = 0.2  # no second beat within this of the last one (physiological refractory period)
 BEAT_MIN_WIDTH_S = 0.03  # a QRS run shorter than this is a noise blip, not a beat (wearable.continual.qrs too)
 # A model's artifact run shorter than this is not reported: the PPG mask flickers for a sample or
 # two at edges and in clean signal (half its runs on simulated records are 20 ms; motion lasts longer).
 ARTIFACT_MIN_S = 0.1
-ARTIFACT_INPUT_KINDS = ("gap", "nonfinite", "saturation")
+ARTIFACT_INPUT_KINDS = ("gap", "nonfinite", "saturation", "out_of_range")
+# A finite sample beyond this magnitude is no reading of its channel's kind and is held like a
+# NaN (one 1e308 sample would otherwise ring through the band-pass for minutes): a body-surface
+# ECG stays within a few mV and wearable front ends saturate well below 20 mV; no PPG sensor's
+# ADC counts past 2**32. ``rails`` replace these bounds (for other units, say).
+PHYSICAL_RANGE = {"ecg": 20.0, "ppg": 2.0 ** 32}
+# A window whose raw input (sensor samples, held values included) moves no more than this peak to
+# peak on some channel is a flat line (electrode off, sensor stuck), not a signal to classify:
+# an ECG within 1 uV (below any front end's noise floor), a PPG that does not change at all.
+FLAT_PTP = {"ecg": 1e-3, "ppg": 0.0}
 _PHASE_INPUT, _PHASE_MODEL = 0, 1
 
 
@@ -107,8 +122,8 @@ class StreamRuntime:
             raise ValueError(f"smoothing must be >= 1, got {smoothing}")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        if rails is not None and not rails[0] < rails[1]:
-            raise ValueError(f"rails must be (low, high) with low < high, got {rails}")
+        if rails is not None and not (np.isfinite(rails).all() and rails[0] < rails[1]):
+            raise ValueError(f"rails must be finite (low, high) with low < high, got {rails}")
         if "stream" in artifact.manifest:  # a step model with state tensors, not a window model
             raise ValueError(f"{artifact.path} is a stateful streaming export: run it with "
                              "wearable.runtime.StatefulStream")
@@ -165,6 +180,11 @@ class StreamRuntime:
         self.smoothing, self.threshold, self.rails = smoothing, threshold, rails
         self.hr_interval_s = hr_interval_s
         self.on_samples = on_samples
+        kinds = ["ecg" if k.startswith("ecg") else k for k in artifact.channel_kinds]  # the preprocessor checked them
+        bound = np.array([PHYSICAL_RANGE[k] for k in kinds])
+        self._lo, self._hi = (-bound, bound) if rails is None else (np.full(len(kinds), float(rails[0])),
+                                                                    np.full(len(kinds), float(rails[1])))
+        self._flat_ptp = np.array([FLAT_PTP[k] for k in kinds])
         # stream counters
         self.n_in = 0          # sensor samples consumed (gaps included)
         self.n_model = 0       # model-rate samples produced
@@ -184,6 +204,9 @@ class StreamRuntime:
         self._beats: deque = deque()
         self._pending: list = []
         self._raw: list[np.ndarray] = []  # sensor chunks not yet preprocessed (less than a hop)
+        self._recent_raw = np.zeros((0, self.n_channels))  # sensor samples of windows still to run
+        self._raw0 = 0  # sensor index of _recent_raw[0]
+        self._flat: list[int] | None = None  # open flat run: [start, end] in model samples
         self._seq = 0
         self._flushed = False
         self.interpreter_s = 0.0  # time inside set_tensor/invoke/get_tensor (for the benchmark)
@@ -201,21 +224,21 @@ class StreamRuntime:
         if x.shape[0] == 0:
             return []
         masks: dict[str, np.ndarray] = {}  # only the kinds present in this chunk (the common case: none)
-        finite = bool(np.isfinite(x).all())
-        nonfinite = None if finite else ~np.isfinite(x).all(axis=1)
-        if self.rails is not None:
-            with np.errstate(invalid="ignore"):
-                saturated = ((x <= self.rails[0]) | (x >= self.rails[1])).any(axis=1)
-            if nonfinite is not None:
-                saturated &= ~nonfinite
-            if saturated.any():
-                masks["saturation"] = saturated
-        if finite:
+        with np.errstate(invalid="ignore"):  # NaN is neither inside nor at a rail
+            inside = x >= self._lo
+            inside &= x <= self._hi
+            if self.rails is not None:
+                saturated = (((x <= self._lo) | (x >= self._hi)) & inside).any(axis=1)  # beyond: out of range
+                if saturated.any():
+                    masks["saturation"] = saturated
+        if inside.all():
             self._hold = x[-1].astype(np.float64)
-        else:
-            masks["nonfinite"] = nonfinite
-            x = self._fill(x)
-        return self._process(x, masks)
+            return self._process(x, masks)
+        finite = np.isfinite(x)
+        for kind, rows in (("nonfinite", ~finite.all(axis=1)), ("out_of_range", (~inside & finite).any(axis=1))):
+            if rows.any():
+                masks[kind] = rows
+        return self._process(self._fill(x, ~inside), masks)
 
     def gap(self, n: int) -> list[dict]:
         """A sensor dropout of ``n`` samples: hold the last value, keep time, report a ``gap`` artifact."""
@@ -237,6 +260,8 @@ class StreamRuntime:
         if len(tail):
             self._feed_model(self._quantize(tail), tail, key)
         self._tail_window(key)
+        if self._flat is not None:
+            self._flat_close(key)
         for kind, start in self._runs.items():
             if start is not None:
                 self._artifact(kind, start / self.sampling_rate, self.n_in / self.sampling_rate, key, _PHASE_INPUT)
@@ -280,12 +305,12 @@ class StreamRuntime:
             raise ValueError(f"chunk must have shape (n,) or (n, {self.n_channels}), got {x.shape}")
         return x.astype(np.float64, copy=False)
 
-    def _fill(self, x: np.ndarray) -> np.ndarray:
-        """Replace non-finite values by the last finite value of their channel."""
+    def _fill(self, x: np.ndarray, bad: np.ndarray) -> np.ndarray:
+        """Replace ``bad`` values (non-finite or out of range) by the last good value of their channel."""
         x = x.copy()
         for c in range(self.n_channels):
             v = x[:, c]
-            ok = np.isfinite(v)
+            ok = ~bad[:, c]
             idx = np.where(ok, np.arange(len(v)), -1)
             np.maximum.accumulate(idx, out=idx)
             v[:] = np.where(idx >= 0, v[np.maximum(idx, 0)], self._hold[c])
@@ -316,12 +341,28 @@ class StreamRuntime:
             return
         x = self._raw[0] if len(self._raw) == 1 else np.concatenate(self._raw)
         self._raw.clear()
+        self._keep_raw(x)
         t0 = time.perf_counter()
         y = self.pre(x)
         q = self._quantize(y)
         self.dsp_s += time.perf_counter() - t0
         if len(y):
             self._feed_model(q, y)
+
+    def _keep_raw(self, x: np.ndarray) -> None:
+        """Append ``x`` to the sensor samples kept for the flat-line check, dropping those before
+        the earliest window still to run (a tail window at flush starts after the last hop's)."""
+        first = self._sensor_span(max(0, self._next_end - self.hop - self.window), 1)[0]
+        cut = min(max(0, first - self._raw0), len(self._recent_raw))
+        self._recent_raw = np.concatenate([self._recent_raw[cut:], x])
+        self._raw0 += cut
+
+    def _sensor_span(self, m0: int, m1: int) -> tuple[int, int]:
+        """Sensor samples ``[a, b)`` at the times of model samples ``[m0, m1)``."""
+        if not self.pre.resamplers:
+            return m0, m1
+        up, down = self.pre.ratio
+        return -(-m0 * down // up), (m1 - 1) * down // up + 1
 
     def _input_flags(self, masks: dict[str, np.ndarray], n0: int, n: int) -> None:
         fs = self.sampling_rate
@@ -388,6 +429,11 @@ class StreamRuntime:
         self.interpreter_s += time.perf_counter() - t0
         self.windows += 1
         clean = not self._overlaps((e - w) / fs, e / fs)
+        if clean and self._is_flat(e - w, e):
+            clean = False
+            self._flat = [e - w if self._flat is None else self._flat[0], e]
+        elif self._flat is not None:
+            self._flat_close(key)
         if self.mode == "classification":
             self._classify(self._dequantize(out[0]), e, clean, key)
         elif self.mode == "regression":
@@ -396,6 +442,20 @@ class StreamRuntime:
             self._segment(out[0], self._out_scale, self._out_zero, e, key)
         if mask is not None:
             self._segment(mask[0], self._mask_scale, self._mask_zero, e, key)
+
+    def _is_flat(self, m0: int, m1: int) -> bool:
+        a, b = self._sensor_span(m0, m1)
+        raw = self._recent_raw[max(0, a - self._raw0):b - self._raw0]
+        if not len(raw):
+            return False
+        ptp = np.maximum.reduce(raw, axis=0) - np.minimum.reduce(raw, axis=0)
+        return bool((ptp <= self._flat_ptp).any())
+
+    def _flat_close(self, key: int) -> None:
+        """Report the open run of flat windows (consecutive ones merged into one artifact)."""
+        start, end = self._flat
+        self._flat = None
+        self._artifact("flat", start / self.model_rate, end / self.model_rate, key, _PHASE_MODEL)
 
     def _dequantize(self, q: np.ndarray) -> np.ndarray:
         return dequantize_with(q, self._out_scale, self._out_zero).astype(np.float64)
