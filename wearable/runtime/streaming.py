@@ -204,8 +204,10 @@ class StreamRuntime:
         self._beats: deque = deque()
         self._pending: list = []
         self._raw: list[np.ndarray] = []  # sensor chunks not yet preprocessed (less than a hop)
-        self._recent_raw = np.zeros((0, self.n_channels))  # sensor samples of windows still to run
-        self._raw0 = 0  # sensor index of _recent_raw[0]
+        # sensor samples of the windows still to run, for the flat-line check: _recent_raw[:_n_raw]
+        # holds sensor samples _raw0, _raw0 + 1, ... (appended in place, moved to the front when full)
+        self._recent_raw = np.zeros((0, self.n_channels))
+        self._raw0 = self._n_raw = 0
         self._flat: list[int] | None = None  # open flat run: [start, end] in model samples
         self._seq = 0
         self._flushed = False
@@ -224,20 +226,23 @@ class StreamRuntime:
         if x.shape[0] == 0:
             return []
         masks: dict[str, np.ndarray] = {}  # only the kinds present in this chunk (the common case: none)
-        with np.errstate(invalid="ignore"):  # NaN is neither inside nor at a rail
-            inside = x >= self._lo
-            inside &= x <= self._hi
-            if self.rails is not None:
-                saturated = (((x <= self._lo) | (x >= self._hi)) & inside).any(axis=1)  # beyond: out of range
-                if saturated.any():
-                    masks["saturation"] = saturated
-        if inside.all():
+        if self.rails is not None:
+            with np.errstate(invalid="ignore"):
+                at_rail = ((x == self._lo) | (x == self._hi)).any(axis=1)  # beyond a rail: out of range
+            if at_rail.any():
+                masks["saturation"] = at_rail
+        # min and max propagate NaN, which fails both comparisons: one pass for the common case
+        if (np.minimum.reduce(x, axis=0) >= self._lo).all() and (np.maximum.reduce(x, axis=0) <= self._hi).all():
             self._hold = x[-1].astype(np.float64)
             return self._process(x, masks)
+        with np.errstate(invalid="ignore"):
+            inside = (x >= self._lo) & (x <= self._hi)
         finite = np.isfinite(x)
         for kind, rows in (("nonfinite", ~finite.all(axis=1)), ("out_of_range", (~inside & finite).any(axis=1))):
             if rows.any():
                 masks[kind] = rows
+        if "saturation" in masks and "nonfinite" in masks:  # a row with a NaN is reported as that
+            masks["saturation"] = masks["saturation"] & ~masks["nonfinite"]
         return self._process(self._fill(x, ~inside), masks)
 
     def gap(self, n: int) -> list[dict]:
@@ -353,9 +358,16 @@ class StreamRuntime:
         """Append ``x`` to the sensor samples kept for the flat-line check, dropping those before
         the earliest window still to run (a tail window at flush starts after the last hop's)."""
         first = self._sensor_span(max(0, self._next_end - self.hop - self.window), 1)[0]
-        cut = min(max(0, first - self._raw0), len(self._recent_raw))
-        self._recent_raw = np.concatenate([self._recent_raw[cut:], x])
-        self._raw0 += cut
+        n, buf = len(x), self._recent_raw
+        if self._n_raw + n > len(buf):
+            cut = min(max(0, first - self._raw0), self._n_raw)
+            keep = self._n_raw - cut
+            if keep + n > len(buf) or 4 * (keep + n) < len(buf):  # grow, or shrink after a huge chunk
+                buf = np.empty((2 * (keep + n), self.n_channels))
+            buf[:keep] = self._recent_raw[cut:self._n_raw]  # numpy buffers an overlapping copy
+            self._recent_raw, self._raw0, self._n_raw = buf, self._raw0 + cut, keep
+        buf[self._n_raw:self._n_raw + n] = x
+        self._n_raw += n
 
     def _sensor_span(self, m0: int, m1: int) -> tuple[int, int]:
         """Sensor samples ``[a, b)`` at the times of model samples ``[m0, m1)``."""
@@ -445,9 +457,12 @@ class StreamRuntime:
 
     def _is_flat(self, m0: int, m1: int) -> bool:
         a, b = self._sensor_span(m0, m1)
-        raw = self._recent_raw[max(0, a - self._raw0):b - self._raw0]
+        raw = self._recent_raw[max(0, a - self._raw0):min(b - self._raw0, self._n_raw)]
         if not len(raw):
             return False
+        if self.n_channels == 1:  # the ufunc reductions of a flat view, without .max/.min's dispatch
+            raw = raw.reshape(-1)
+            return float(np.maximum.reduce(raw)) - float(np.minimum.reduce(raw)) <= self._flat_ptp[0]
         ptp = np.maximum.reduce(raw, axis=0) - np.minimum.reduce(raw, axis=0)
         return bool((ptp <= self._flat_ptp).any())
 
