@@ -87,3 +87,16 @@ def test_rate_mismatch_refused_without_resampling():
         SosFilter(np.zeros((2, 5)))
     with pytest.raises(ValueError, match="accepted: scipy, numpy"):
         SosFilter(filter_sos("ecg", sampling_rate=100.0), backend="c")
+
+
+def test_resampler_row_blocks_change_no_output(monkeypatch):
+    """A long chunk is resampled in row blocks (bounded memory): the outputs are those of one block."""
+    from wearable.runtime import dsp
+
+    x = np.random.default_rng(0).normal(size=50_000)
+    outs = []
+    for block in (1 << 30, 1 << 10):
+        monkeypatch.setattr(dsp, "_RESAMPLE_BLOCK", block)
+        r = dsp.Resampler(360.0, 100.0)
+        outs.append(np.concatenate([r(x), r.flush()]))
+    assert np.array_equal(outs[0], outs[1]) and len(outs[0]) == 13_889

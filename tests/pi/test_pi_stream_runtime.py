@@ -407,3 +407,25 @@ def test_range_and_flat_checks_are_chunk_invariant(rate):
     for sizes in (1, 7, 64, "random"):
         got, _ = _play(x, sizes, **kw)
         assert got == ref, sizes
+
+
+def test_a_huge_push_or_gap_keeps_memory_bounded():
+    import tracemalloc
+
+    art = fake_artifact("segmentation", window=200, hop=200)
+    rt = StreamRuntime(art, interpreter=FakeInterpreter(art), sampling_rate=250.0, resample=True)
+    x = 0.1 * np.sin(np.arange(2_000_000) / 40.0).astype(np.float32)  # 2.2 h at 250 Hz in one chunk
+    tracemalloc.start()
+    try:
+        events = rt.push(x)
+        pushed = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        events += rt.gap(2_000_000) + rt.flush()
+        gapped = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # a float64 copy of the chunk alone is 16 MB (the gap's held samples too); the resampler's
+    # products of all 800,000 outputs at once were 1.4 GB
+    assert pushed < 12e6 and gapped < 12e6, (pushed, gapped)
+    assert {"type": "artifact", "kind": "gap", "start": 8000.0, "end": 16000.0} in events
+    assert rt.n_in == 4_000_000 and rt.windows == 1_600_000 // 200

@@ -18,6 +18,7 @@ import numpy as np
 __all__ = ["SosFilter", "Resampler", "sosfilt_zi", "resample_ratio", "robust_std", "HAVE_SCIPY"]
 
 HAVE_SCIPY = importlib.util.find_spec("scipy") is not None
+_RESAMPLE_BLOCK = 1 << 16  # polyphase products computed at once (rows x taps): about 0.5 MiB an array
 
 
 def sosfilt_zi(sos: np.ndarray) -> np.ndarray:
@@ -189,8 +190,12 @@ class Resampler:
         return y
 
     def _emit(self, m_end: int) -> np.ndarray:
-        m = np.arange(self._n_out, m_end)
-        y = self._outputs(m + self._pre_remove) if m.size else np.zeros(0)
+        m = np.arange(self._n_out, m_end) + self._pre_remove
+        # _outputs holds a few (outputs x taps) arrays: a long chunk goes through in row blocks
+        # (results unchanged, each row is summed alone) so memory does not grow with the chunk
+        rows = max(1, _RESAMPLE_BLOCK // self._phases.shape[1])
+        y = (np.zeros(0) if not m.size else self._outputs(m) if m.size <= rows
+             else np.concatenate([self._outputs(m[k:k + rows]) for k in range(0, m.size, rows)]))
         self._n_out = m_end
         # Keep only the inputs later outputs can still reach.
         i_lo = ((m_end + self._pre_remove) * self.down - len(self._h)) // self.up

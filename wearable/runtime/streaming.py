@@ -53,8 +53,9 @@ good value of their channel (0 before any) so filters stay finite, and reported 
 dropout, so later timestamps do not shift; windows that overlap any input artifact are
 classified ``inconclusive``. So is a window whose raw sensor samples move no more than
 ``FLAT_PTP`` peak to peak on a channel (ECG: 1 uV; an electrode off), reported as a ``flat``
-artifact over the run of such windows. A zero-length chunk is a no-op;
-a chunk of any size is processed window by window with memory proportional to the chunk.
+artifact over the run of such windows. A zero-length chunk is a no-op; a chunk or gap of any
+size is processed in blocks of ``BLOCK_SAMPLES``, so memory beyond the events returned does not
+grow with it.
 A wrong shape or dtype raises ``ValueError``; a sensor rate that differs from the model's
 without ``resample=True`` raises ``RateMismatchError``.
 
@@ -86,7 +87,7 @@ from .record import INCONCLUSIVE, RecordVote
 from .ringbuffer import RingBuffer
 
 __all__ = ["StreamRuntime", "INCONCLUSIVE", "ARTIFACT_INPUT_KINDS", "ARTIFACT_MIN_S", "BEAT_REFRACTORY_S",
-           "BEAT_MIN_WIDTH_S", "FLAT_PTP", "PHYSICAL_RANGE"]
+           "BEAT_MIN_WIDTH_S", "BLOCK_SAMPLES", "FLAT_PTP", "PHYSICAL_RANGE"]
 
 BEAT_REFRACTORY_S = 0.2  # no second beat within this of the last one (physiological refractory period)
 BEAT_MIN_WIDTH_S = 0.03  # a QRS run shorter than this is a noise blip, not a beat (wearable.continual.qrs too)
@@ -103,6 +104,9 @@ PHYSICAL_RANGE = {"ecg": 20.0, "ppg": 2.0 ** 32}
 # peak on some channel is a flat line (electrode off, sensor stuck), not a signal to classify:
 # an ECG within 1 uV (below any front end's noise floor), a PPG that does not change at all.
 FLAT_PTP = {"ecg": 1e-3, "ppg": 0.0}
+# Sensor samples of a push or gap processed at once: memory stays bounded (a few MiB) for a chunk
+# or gap of any length, and events do not depend on it (they do not depend on chunking).
+BLOCK_SAMPLES = 1 << 16
 _PHASE_INPUT, _PHASE_MODEL = 0, 1
 
 
@@ -223,8 +227,11 @@ class StreamRuntime:
     def push(self, samples) -> list[dict]:
         """Feed the next chunk, shape ``(n,)`` for one channel or ``(n, C)``; return new events."""
         x = self._check(samples)
-        if x.shape[0] == 0:
-            return []
+        for i in range(0, len(x), BLOCK_SAMPLES):  # events do not depend on chunking: blocks bound memory
+            self._push_block(x[i:i + BLOCK_SAMPLES].astype(np.float64, copy=False))
+        return self._release()
+
+    def _push_block(self, x: np.ndarray) -> None:
         masks: dict[str, np.ndarray] = {}  # only the kinds present in this chunk (the common case: none)
         if self.rails is not None:
             with np.errstate(invalid="ignore"):
@@ -234,7 +241,8 @@ class StreamRuntime:
         # min and max propagate NaN, which fails both comparisons: one pass for the common case
         if (np.minimum.reduce(x, axis=0) >= self._lo).all() and (np.maximum.reduce(x, axis=0) <= self._hi).all():
             self._hold = x[-1].astype(np.float64)
-            return self._process(x, masks)
+            self._process(x, masks)
+            return
         with np.errstate(invalid="ignore"):
             inside = (x >= self._lo) & (x <= self._hi)
         finite = np.isfinite(x)
@@ -243,16 +251,16 @@ class StreamRuntime:
                 masks[kind] = rows
         if "saturation" in masks and "nonfinite" in masks:  # a row with a NaN is reported as that
             masks["saturation"] = masks["saturation"] & ~masks["nonfinite"]
-        return self._process(self._fill(x, ~inside), masks)
+        self._process(self._fill(x, ~inside), masks)
 
     def gap(self, n: int) -> list[dict]:
         """A sensor dropout of ``n`` samples: hold the last value, keep time, report a ``gap`` artifact."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"gap length must be a non-negative integer, got {n!r}")
-        if n == 0:
-            return []
-        x = np.broadcast_to(self._hold, (int(n), self.n_channels))
-        return self._process(x, {"gap": np.ones(int(n), dtype=bool)})
+        for i in range(0, int(n), BLOCK_SAMPLES):
+            k = min(BLOCK_SAMPLES, int(n) - i)
+            self._process(np.broadcast_to(self._hold, (k, self.n_channels)), {"gap": np.ones(k, dtype=bool)})
+        return self._release()
 
     def flush(self) -> list[dict]:
         """End of stream: resampler tail, last segmentation samples, open episodes and artifacts."""
@@ -308,7 +316,7 @@ class StreamRuntime:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != self.n_channels:
             raise ValueError(f"chunk must have shape (n,) or (n, {self.n_channels}), got {x.shape}")
-        return x.astype(np.float64, copy=False)
+        return x  # converted to float64 block by block
 
     def _fill(self, x: np.ndarray, bad: np.ndarray) -> np.ndarray:
         """Replace ``bad`` values (non-finite or out of range) by the last good value of their channel."""
@@ -322,7 +330,7 @@ class StreamRuntime:
             self._hold[c] = v[-1]
         return x
 
-    def _process(self, x: np.ndarray, masks: dict[str, np.ndarray]) -> list[dict]:
+    def _process(self, x: np.ndarray, masks: dict[str, np.ndarray]) -> None:
         n0 = self.n_in
         self._input_flags(masks, n0, len(x))
         self.n_in += len(x)
@@ -332,7 +340,6 @@ class StreamRuntime:
         self._raw.append(np.array(x, dtype=np.float64))
         if self._available(self.n_in) >= self._next_end:
             self._drain()
-        return self._release()
 
     def _available(self, n_in: int) -> int:
         """Model samples that ``n_in`` sensor samples determine (what the preprocessor would emit)."""
