@@ -212,7 +212,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--smoothing", type=int, default=3, metavar="K", help="mean of the last K windows (default 3)")
     ap.add_argument("--threshold", type=float, default=0.5, metavar="P",
                     help="below this smoothed probability the decision is 'inconclusive' (default 0.5)")
-    ap.add_argument("--rails", type=float, nargs=2, metavar=("LOW", "HIGH"), help="sensor rails: saturation")
+    ap.add_argument("--rails", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                    help="sensor rails: a sample at one is saturation, beyond one out of range (default range: "
+                         "ECG +-20 mV, PPG +-2**32)")
     ap.add_argument("--ppg-scale", default="auto", metavar="S",
                     help="PPG models: divide the band-passed PPG by S, as training divided each record by its "
                          "robust std; 'auto' (default): 1.4826 x MAD of the band-passed first 60 s of the record")
