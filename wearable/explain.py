@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, help="a rhythm model's checkpoint (.pt)")
     p.add_argument("--record", required=True, help="WFDB record path without extension, or a .csv")
     p.add_argument("--sampling-rate", type=float, metavar="HZ", help="sensor rate (required for CSV)")
-    p.add_argument("--channel", help="WFDB signal name (default MLII, else the first)")
+    p.add_argument("--channel", help="WFDB signal name (default: lead II, else the record's only ECG lead)")
     p.add_argument("--column", type=int, default=0, help="CSV column (default 0)")
     p.add_argument("--seconds", type=float, default=60.0, help="explain at most the first S seconds (default 60)")
     p.add_argument("--out", type=Path, help="PNG path (default: <record name>.explain.png)")
@@ -93,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     if int(cfg.get("in_channels", 1)) != 1 or len(ckpt.labels) < 2:
         raise ValueError(f"{args.checkpoint}: not a single-lead classification model")
     raw, fs, desc = read_record(args.record, sampling_rate=args.sampling_rate, channel=args.channel,
-                                column=args.column)
+                                column=args.column, kind="ecg")
     raw = np.nan_to_num(np.asarray(raw[: int(round(args.seconds * fs))], dtype=np.float64))
     x = ecg_scale(ecg_clean(signal_resample(raw, sampling_rate=fs, target_rate=rate), sampling_rate=rate))
     starts = record_window_starts(x.size, window_samples=window, hop_samples=hop)
