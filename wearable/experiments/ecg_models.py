@@ -37,7 +37,7 @@ import numpy as np
 
 from wearable.models.inceptionformer import LITE_160KB
 
-__all__ = ["MODELS", "DEFAULT_MODELS", "main", "run", "split_by_time"]
+__all__ = ["MODELS", "DEFAULT_MODELS", "main", "run", "split_by_time", "group_runs", "summarize"]
 
 log = logging.getLogger("wearable.experiments.ecg_models")
 
@@ -317,16 +317,25 @@ def _seeds(args: argparse.Namespace) -> list[int]:
     return [int(s) for s in args.seeds.split(",") if s.strip()]
 
 
-def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per model over its seeds: size figures of the first seed's export, F1 as mean and sd."""
+def group_runs(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Per model, in order of first appearance: a summary row with the size figures of its first
+    exported run and the seeds, and the model's runs."""
     by_model: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_model.setdefault(r["model"], []).append(r)
     out = []
-    for key, runs in by_model.items():
+    for runs in by_model.values():
         first = next((r for r in runs if "macs" in r), runs[0])
         row = {k: first.get(k) for k in ("model", "params", "macs", "flash_bytes", "arena_bytes")}
         row["seeds"] = [r["seed"] for r in runs]
+        out.append((row, runs))
+    return out
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model over its seeds: size figures of the first seed's export, F1 as mean and sd."""
+    out = []
+    for row, runs in group_runs(rows):
         for metric in ("fp32_macro_f1", "int8_macro_f1"):
             values = [r[metric] for r in runs if r.get(metric) is not None]
             row[metric] = float(np.mean(values)) if values else None

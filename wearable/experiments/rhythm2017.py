@@ -293,14 +293,10 @@ def write_metrics(path: Path, row: dict[str, Any], command: str) -> None:
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per model: mean and sample sd over seeds of every score, sizes from its first export."""
-    by_model: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_model.setdefault(r["model"], []).append(r)
+    from .ecg_models import group_runs
+
     out = []
-    for key, runs in by_model.items():
-        first = next((r for r in runs if "macs" in r), runs[0])
-        row = {k: first.get(k) for k in ("model", "params", "macs", "flash_bytes", "arena_bytes")}
-        row["seeds"] = [r["seed"] for r in runs]
+    for row, runs in group_runs(rows):
         for kind in ("fp32", "int8"):
             values = [r[kind] for r in runs if kind in r]
             if values:
