@@ -30,50 +30,30 @@ __all__ = ["main"]
 
 
 def _predict(art):
-    from wearable.runtime import dequantize, invoke, load_interpreter, quantize
+    from wearable.runtime import int8_predictor, softmax
 
-    interp = load_interpreter(art.model, backend="ai_edge_litert", default_delegates=False)
-    details_in, details_out = interp.get_input_details()[0], interp.get_output_details()[0]
-
-    def probs(windows: np.ndarray) -> np.ndarray:
-        out = []
-        for w in windows:
-            (y,) = invoke(interp, quantize(w[None, None, :], details_in))
-            logits = dequantize(y, details_out).astype(np.float64)[0]
-            e = np.exp(logits - logits.max())
-            out.append(e / e.sum())
-        return np.array(out).reshape(-1, len(art.labels))
-    return probs
-
-
-def _model_input(signal: np.ndarray, fs: float, rate: float) -> np.ndarray:
-    from wearable.data import ecg_clean, ecg_scale, signal_resample
-
-    x = signal_resample(np.asarray(signal, dtype=np.float64), sampling_rate=fs, target_rate=rate)
-    return ecg_scale(ecg_clean(x, sampling_rate=rate)).astype(np.float32)
+    run = int8_predictor(art.model)
+    return lambda windows: softmax(run(windows))
 
 
 def mitdb_af(art, data_dir: Path, records: list[str] | None) -> dict:
     """Window-level AF vs not-AF figures on MIT-BIH records."""
-    from wearable.data import DataError, mitdb_read, mitdb_records, samples_resample, window_starts
+    from wearable.data import ecg_model_input, mitdb_read, mitdb_records, samples_resample, window_starts
 
     probs = _predict(art)
     labels = list(art.labels)
     names = records or list(mitdb_records(data_dir))
     truth, called, noisy = [], [], 0
     for name in names:
-        try:
-            rec = mitdb_read(data_dir, name)
-        except DataError:  # the paced records 102 and 104 have no MLII: their first lead (V5) instead
-            rec = mitdb_read(data_dir, name, lead=_first_lead(data_dir, name))
-        x = _model_input(rec.signal, rec.sampling_rate, art.sampling_rate)
+        rec = mitdb_read(data_dir, name, lead=None)  # the paced 102 and 104: their first lead (no MLII)
+        x = ecg_model_input(rec.signal, sampling_rate=rec.sampling_rate, target_rate=art.sampling_rate)
         for ep in rec.rhythms:
             a, b = samples_resample(np.array([ep.start, ep.stop]), sampling_rate=rec.sampling_rate,
                                     target_rate=art.sampling_rate)
             starts = window_starts(min(int(b), x.size), window_samples=art.window, hop_samples=art.hop, start=int(a))
             if not starts.size:
                 continue
-            p = probs(np.stack([x[s:s + art.window] for s in starts]))
+            p = probs(np.stack([x[s:s + art.window] for s in starts])[:, None, :].astype(np.float32))
             top = p.argmax(axis=1)
             keep = top != labels.index("noisy") if "noisy" in labels else np.ones(len(top), dtype=bool)
             noisy += int((~keep).sum())
@@ -86,20 +66,11 @@ def mitdb_af(art, data_dir: Path, records: list[str] | None) -> dict:
             "af_f1": 2 * tp / max(2 * tp + fp + fn, 1)}
 
 
-def _first_lead(data_dir: Path, name: str) -> str:
-    import wfdb
-
-    from wearable.data._paths import database_dir
-
-    header = wfdb.rdheader(str(database_dir(data_dir, "mitdb", pattern="*.atr") / name))
-    return header.sig_name[0].strip(", ")
-
-
 def noise_scores(art, data_dir: Path, snrs: list[float], limit: int) -> list[dict]:
     """Record-level scores on the validation recordings, clean and with em/ma noise at each SNR."""
     from wearable.data import challenge2017_read, challenge2017_reference, challenge2017_split, challenge_score
-    from wearable.data import nstdb_noise_add
-    from wearable.runtime.record import record_decide, record_window_starts
+    from wearable.data import ecg_model_input, nstdb_noise_add
+    from wearable.runtime.record import record_labels, record_probs
 
     probs = _predict(art)
     reference = challenge2017_reference(data_dir)
@@ -108,17 +79,17 @@ def noise_scores(art, data_dir: Path, snrs: list[float], limit: int) -> list[dic
     raw = {n: challenge2017_read(data_dir, n) for n in names}
     rows = []
     for noise, snr in [("clean", None)] + [(k, s) for k in ("em", "ma") for s in snrs]:
-        pred = []
+        signals = []
         for i, name in enumerate(names):
             rec = raw[name]
             signal = rec.signal
             if snr is not None:
                 signal, _ = nstdb_noise_add(signal, sampling_rate=rec.sampling_rate, noise=noise, snr_db=snr,
                                             data_dir=data_dir, method="power", seed=i)
-            x = _model_input(signal, rec.sampling_rate, art.sampling_rate)
-            starts = record_window_starts(x.size, window_samples=art.window, hop_samples=art.hop)
-            p = probs(np.stack([x[s:s + art.window] for s in starts])) if starts.size else np.zeros((0, 4))
-            pred.append(record_decide(p, art.labels, n_samples=x.size, window_samples=art.window)["label"])
+            signals.append(ecg_model_input(signal, sampling_rate=rec.sampling_rate,
+                                           target_rate=art.sampling_rate).astype(np.float32))
+        pred = record_labels(record_probs(probs, signals, window=art.window, hop=art.hop), signals, art.labels,
+                             window=art.window)
         s = challenge_score([reference[n] for n in names], pred)
         rows.append({"noise": noise, "snr_db": snr, "score": s["score"], "f1_af": s["f1_af"],
                      "inconclusive": sum(p == "inconclusive" for p in pred) / len(pred)})

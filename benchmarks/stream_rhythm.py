@@ -95,9 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         pred.append(decision["label"])
         rows.append({"record": name, "truth": reference[name], **decision})
     scores = challenge_score(truth, pred)
-    t, p = np.array(truth) == "af", np.array(pred) == "af"
-    scores["af_se"] = float((t & p).sum() / max(t.sum(), 1))
-    scores["af_sp"] = float((~t & ~p).sum() / max((~t).sum(), 1))
     inconclusive = sum(x == "inconclusive" for x in pred)
     print(f"{art.name}: {len(names)} recordings ({args.split}), challenge score {scores['score']:.4f} "
           f"(F1 normal {scores['f1_normal']:.3f}, af {scores['f1_af']:.3f}, other {scores['f1_other']:.3f}, "

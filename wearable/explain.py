@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from wearable.data import ecg_clean, ecg_scale, signal_resample
+    from wearable.data import ecg_model_input
     from wearable.runtime.record import record_decide, record_window_starts
     from wearable.stream import read_record
     from wearable.training import load_checkpoint
@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     raw, fs, desc = read_record(args.record, sampling_rate=args.sampling_rate, channel=args.channel,
                                 column=args.column, kind="ecg")
     raw = np.nan_to_num(np.asarray(raw[: int(round(args.seconds * fs))], dtype=np.float64))
-    x = ecg_scale(ecg_clean(signal_resample(raw, sampling_rate=fs, target_rate=rate), sampling_rate=rate))
+    x = ecg_model_input(raw, sampling_rate=fs, target_rate=rate)
     starts = record_window_starts(x.size, window_samples=window, hop_samples=hop)
     if not starts.size:
         raise ValueError(f"{desc}: {x.size / rate:.1f} s is shorter than one window ({window / rate:g} s): "

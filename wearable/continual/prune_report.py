@@ -61,15 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def int8_predictor(tflite: str | Path):
     """``f(x float32 (n, C, W)) -> dequantized outputs`` of a full-int8 model (builtin kernels)."""
-    from wearable.runtime import dequantize, invoke, load_interpreter, quantize
+    from wearable.runtime import int8_predictor as predictor
 
-    interp = load_interpreter(tflite, default_delegates=False)
-    d_in, d_out = interp.get_input_details()[0], interp.get_output_details()[0]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return dequantize(invoke(interp, quantize(np.asarray(x, np.float32), d_in))[0], d_out)
-
-    return run
+    return predictor(tflite)
 
 
 def _export(model, ckpt, out: Path, train, test, max_tflm_diff: int) -> dict:

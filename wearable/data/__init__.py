@@ -43,6 +43,7 @@ from .preprocess import (
     FILTER_ORDER,
     PPG_CLIP,
     ecg_clean,
+    ecg_model_input,
     ecg_scale,
     filter_sos,
     labels_resample,
@@ -80,6 +81,7 @@ __all__ = [
     "NoiseBank", "ecg_windows_augment",
     # preprocessing
     "signal_resample", "labels_resample", "samples_resample", "filter_sos", "signal_filter", "ecg_clean",
+    "ecg_model_input",
     "ppg_clean", "ecg_scale", "ppg_scale", "FILTER_BANDS_HZ", "FILTER_ORDER", "FILTER_MAX_EDGE_FRACTION",
     "ECG_CLIP_MV", "PPG_CLIP",
 ]

@@ -20,8 +20,10 @@ import numpy as np
 from ._request import Request, TaskSpec, windows_collect
 from .challenge2017 import (CHALLENGE2017_FOLDS, CHALLENGE2017_LABELS, challenge2017_read, challenge2017_reference,
                             challenge2017_split)
-from .preprocess import ecg_clean, ecg_scale, signal_resample
-from .windows import WindowSet, window_starts, windows_take
+from wearable.runtime.record import record_window_starts
+
+from .preprocess import ecg_model_input
+from .windows import WindowSet, windows_take
 
 __all__ = ["CHALLENGE2017_TASKS", "Challenge2017Signals", "challenge2017_signals", "challenge2017_windows",
            "covering_starts"]
@@ -66,20 +68,16 @@ def challenge2017_signals(data_dir: str | Path | None, split: str, *, sampling_r
     signals = []
     for name in iterator:
         rec = challenge2017_read(data_dir, name)
-        x = signal_resample(rec.signal, sampling_rate=rec.sampling_rate, target_rate=sampling_rate_hz)
-        signals.append(ecg_scale(ecg_clean(x, sampling_rate=sampling_rate_hz)).astype(np.float32))
+        signals.append(ecg_model_input(rec.signal, sampling_rate=rec.sampling_rate,
+                                       target_rate=sampling_rate_hz).astype(np.float32))
     y = np.array([CHALLENGE2017_LABELS.index(reference[n]) for n in names], dtype=np.int64)
     return Challenge2017Signals(records=tuple(names), y=y, signals=tuple(signals),
                                 sampling_rate_hz=float(sampling_rate_hz))
 
 
-def covering_starts(n_samples: int, *, window_samples: int, hop_samples: int) -> np.ndarray:
-    """Window starts every ``hop_samples`` plus, if they leave a tail, one that ends at the last
-    sample; empty for a record shorter than one window."""
-    starts = window_starts(n_samples, window_samples=window_samples, hop_samples=hop_samples)
-    if starts.size and starts[-1] + window_samples < n_samples:
-        starts = np.append(starts, n_samples - window_samples)
-    return starts
+# the runtime's record windows (every hop, plus one ending at the last sample): training windows
+# cover a recording the way the record decision reads it
+covering_starts = record_window_starts
 
 
 def challenge2017_windows(req: Request) -> WindowSet:

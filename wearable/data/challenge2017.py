@@ -135,7 +135,8 @@ def challenge2017_split(reference: dict[str, str], *, seed: int = 0, folds: int 
 
 
 def challenge_score(y_true, y_pred, labels: tuple[str, ...] = CHALLENGE2017_LABELS) -> dict[str, float]:
-    """The official score (mean F1 of normal, af and other) and the F1 of every label.
+    """The official score (mean F1 of normal, af and other), the F1 of every label, and AF
+    sensitivity and specificity (``af_se``, ``af_sp``: AF against everything else).
 
     ``y_true`` and ``y_pred`` hold label names. "inconclusive", the runtime's answer for a
     recording its model reads as noisy (or one too short to classify), counts as a "noisy"
@@ -149,4 +150,7 @@ def challenge_score(y_true, y_pred, labels: tuple[str, ...] = CHALLENGE2017_LABE
         denom = float(np.sum(y_true == label) + np.sum(y_pred == label))
         out[f"f1_{label}"] = 2 * tp / denom if denom else float("nan")
     out["score"] = float(np.mean([out[f"f1_{label}"] for label in _SCORED]))
+    t, p = y_true == "af", y_pred == "af"
+    out["af_se"] = float((t & p).sum() / max(t.sum(), 1))
+    out["af_sp"] = float((~t & ~p).sum() / max((~t).sum(), 1))
     return out

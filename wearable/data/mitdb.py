@@ -82,8 +82,10 @@ class MitdbRecord:
     rhythms: tuple[RhythmEpisode, ...]
 
 
-def mitdb_read(data_dir: str | Path | None, record: str, *, lead: str = "MLII", annotator: str = "atr") -> MitdbRecord:
-    """Read ``lead`` (chosen by name: record 114 stores MLII second) and the annotations of ``record``.
+def mitdb_read(data_dir: str | Path | None, record: str, *, lead: str | None = "MLII",
+               annotator: str = "atr") -> MitdbRecord:
+    """Read ``lead`` (chosen by name: record 114 stores MLII second) and the annotations of ``record``;
+    ``lead=None``: MLII, else the record's first lead (the paced 102 and 104 have no MLII).
 
     ``data_dir`` is the folder with the records or one holding a ``mitdb`` folder.
     """
@@ -95,6 +97,8 @@ def mitdb_read(data_dir: str | Path | None, record: str, *, lead: str = "MLII", 
         raise DataError(f"mitdb: record {record} not found in {folder}")
     header = wfdb.rdheader(str(path))
     names = [name.strip(", ") for name in header.sig_name]
+    if lead is None:
+        lead = "MLII" if "MLII" in names else names[0]
     if lead not in names:
         raise DataError(f"mitdb: record {record} has no {lead} lead (leads: {', '.join(names)})")
     rec = wfdb.rdrecord(str(path), channels=[names.index(lead)])

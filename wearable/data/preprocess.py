@@ -34,6 +34,7 @@ __all__ = [
     "ecg_clean",
     "ppg_clean",
     "ecg_scale",
+    "ecg_model_input",
     "ppg_scale",
     "signal_resample",
     "labels_resample",
@@ -110,6 +111,13 @@ def ppg_clean(ppg: np.ndarray, *, sampling_rate: float, causal: bool = True) -> 
 def ecg_scale(ecg: np.ndarray) -> np.ndarray:
     """Clip a cleaned ECG (mV) to ``±ECG_CLIP_MV``; the unit stays mV."""
     return np.clip(ecg, -ECG_CLIP_MV, ECG_CLIP_MV)
+
+
+def ecg_model_input(ecg: np.ndarray, *, sampling_rate: float, target_rate: float) -> np.ndarray:
+    """An ECG (mV) as an ECG model sees it: resampled to ``target_rate``, band-passed causally,
+    clipped (the streaming runtime's front end, offline)."""
+    x = signal_resample(np.asarray(ecg, dtype=np.float64), sampling_rate=sampling_rate, target_rate=target_rate)
+    return ecg_scale(ecg_clean(x, sampling_rate=target_rate))
 
 
 def ppg_scale(ppg: np.ndarray) -> np.ndarray:

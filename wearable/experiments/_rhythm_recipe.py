@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from wearable.data import NoiseBank, challenge_score, ecg_windows_augment
-from wearable.runtime.record import record_decide, record_window_starts
+from wearable.runtime.record import record_labels, record_probs
 
 __all__ = ["RhythmRecipe", "record_probs", "record_labels", "rhythm_fit", "torch_predict"]
 
@@ -54,24 +54,6 @@ def _crops(signals: tuple[np.ndarray, ...], idx: np.ndarray, rng: np.random.Gene
             a = int(rng.integers(0, s.size - w + 1))
             out[row] = s[a:a + w]
     return out
-
-
-def record_probs(predict: Callable[[np.ndarray], np.ndarray], signals, *, window: int, hop: int,
-                 batch: int = 512) -> list[np.ndarray]:
-    """Per recording, the class probabilities ``(n_windows, K)`` of its record windows (none for a
-    recording shorter than a window). ``predict`` maps ``(n, 1, W)`` float32 to probabilities."""
-    starts = [record_window_starts(s.size, window_samples=window, hop_samples=hop) for s in signals]
-    x = np.concatenate([np.stack([s[a:a + window] for a in st]) if st.size else np.zeros((0, window), np.float32)
-                        for s, st in zip(signals, starts)])[:, None, :].astype(np.float32)
-    probs = np.concatenate([predict(x[k:k + batch]) for k in range(0, len(x), batch)]) if len(x) else np.zeros((0, 0))
-    bounds = np.cumsum([0] + [st.size for st in starts])
-    return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def record_labels(probs: list[np.ndarray], signals, labels: tuple[str, ...], *, window: int) -> list[str]:
-    """The ``runtime.record`` decision of every recording."""
-    return [record_decide(p.reshape(-1, len(labels)), labels, n_samples=s.size, window_samples=window)["label"]
-            for p, s in zip(probs, signals)]
 
 
 def torch_predict(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:

@@ -36,7 +36,7 @@ import numpy as np
 from wearable.data.challenge2017 import CHALLENGE2017_LABELS
 from wearable.models.inceptionformer import LITE_160KB
 
-__all__ = ["MODELS", "DEFAULT_MODELS", "RATE_HZ", "WINDOW", "HOP", "main", "run", "af_se_sp", "write_metrics"]
+__all__ = ["MODELS", "DEFAULT_MODELS", "RATE_HZ", "WINDOW", "HOP", "main", "run", "write_metrics"]
 
 log = logging.getLogger("wearable.experiments.rhythm2017")
 
@@ -97,22 +97,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def af_se_sp(truth: list[str], pred: list[str]) -> tuple[float, float]:
-    """Record-level AF sensitivity and specificity (an inconclusive call is "not AF")."""
-    t, p = np.asarray(truth) == "af", np.asarray(pred) == "af"
-    se = float((t & p).sum() / max(t.sum(), 1))
-    sp = float((~t & ~p).sum() / max((~t).sum(), 1))
-    return se, sp
-
-
-def _scores(truth: list[str], pred: list[str]) -> dict[str, float]:
-    from wearable.data import challenge_score
-
-    out = challenge_score(truth, pred)
-    out["af_se"], out["af_sp"] = af_se_sp(truth, pred)
-    return out
-
-
 def _data(args: argparse.Namespace) -> dict[str, Any]:
     from wearable.data import challenge2017_signals
 
@@ -143,30 +127,15 @@ def _windows(signals, y: np.ndarray, rng: np.random.Generator, n: int) -> tuple[
     return x, np.array([y[i] for i, _ in pick], dtype=np.int64)
 
 
-def _int8_predict(tflite_path: Path):
-    from wearable.runtime import dequantize, invoke, load_interpreter, quantize
-
-    # reference kernels: the ones TFLite Micro reproduces bit for bit (XNNPACK may round differently)
-    interp = load_interpreter(tflite_path, backend="ai_edge_litert", default_delegates=False)
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        out = []
-        for row in x:
-            (y,) = invoke(interp, quantize(row[None], interp.get_input_details()[0]))
-            logits = dequantize(y, interp.get_output_details()[0]).astype(np.float64)[0]
-            e = np.exp(logits - logits.max())
-            out.append(e / e.sum())
-        return np.array(out)
-    return predict
-
-
 def _one(key: str, seed: int, data: dict[str, Any], noise, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     import torch
 
+    from wearable.data import challenge_score
     from wearable.models import create
+    from wearable.runtime import record_labels, record_probs
     from wearable.training import save_checkpoint
 
-    from ._rhythm_recipe import RhythmRecipe, record_labels, record_probs, rhythm_fit, torch_predict
+    from ._rhythm_recipe import RhythmRecipe, rhythm_fit, torch_predict
 
     name, cfg = MODELS[key]
     started = time.time()
@@ -178,12 +147,14 @@ def _one(key: str, seed: int, data: dict[str, Any], noise, args: argparse.Namesp
                           label_smoothing=args.label_smoothing)
     row["training"] = rhythm_fit(model, data["train"], data["val"], labels=LABELS, window=WINDOW, hop=HOP,
                                  sampling_rate=RATE_HZ, recipe=recipe, noise=noise, progress=not args.quiet)
+    # int8 calibration windows: the fine-tuning's starting ranges and the export's, the same draw
+    rng = np.random.default_rng(seed)
+    calibration, _ = _windows(data["train"].signals, data["train"].y, rng, 1000)
     if args.qat_epochs:
         from ._ecg_recipe import qat_finetune
 
         qat = RhythmRecipe(epochs=args.qat_epochs, samples_per_epoch=args.samples_per_epoch, lr=args.qat_lr,
                            seed=seed, label_smoothing=args.label_smoothing)
-        calibration, _ = _windows(data["train"].signals, data["train"].y, np.random.default_rng(seed), 1000)
         row["qat"] = qat_finetune(model, calibration, lambda folded: rhythm_fit(
             folded, data["train"], data["val"], labels=LABELS, window=WINDOW, hop=HOP, sampling_rate=RATE_HZ,
             recipe=qat, noise=noise, progress=not args.quiet))
@@ -191,7 +162,7 @@ def _one(key: str, seed: int, data: dict[str, Any], noise, args: argparse.Namesp
     model.eval()
     test = data["test"]
     truth = [LABELS[i] for i in test.y]
-    fp32 = _scores(truth, record_labels(record_probs(torch_predict(model), test.signals, window=WINDOW, hop=HOP),
+    fp32 = challenge_score(truth, record_labels(record_probs(torch_predict(model), test.signals, window=WINDOW, hop=HOP),
                                         test.signals, LABELS, window=WINDOW))
     row["fp32"] = fp32
     # the checkpoint's data spec is what load_windows (and so quantize.evalset) takes: split fold 0
@@ -207,22 +178,22 @@ def _one(key: str, seed: int, data: dict[str, Any], noise, args: argparse.Namesp
         save_checkpoint(args.checkpoint, model, model_name=name, data={**spec, "data_dir": None}, labels=list(LABELS),
                         metrics=metrics, seed=seed)
     if not args.no_export:
-        row.update(_export(model, target, data, truth, seed, args.gate))
+        row.update(_export(model, target, data, truth, calibration, rng, args.gate))
     row["seconds"] = round(time.time() - started, 1)
     torch.set_num_threads(args.threads)  # export helpers may have touched it
     return row
 
 
-def _export(model, target: Path, data: dict[str, Any], truth: list[str], seed: int, gate: bool) -> dict[str, Any]:
+def _export(model, target: Path, data: dict[str, Any], truth: list[str], calibration: np.ndarray,
+            rng: np.random.Generator, gate: bool) -> dict[str, Any]:
     from benchmarks.macs import count_macs
     from benchmarks.tflite_graph import read_graph
     from quantize import CheckFailed, ExportError, Thresholds, export_model
+    from wearable.data import challenge_score
+    from wearable.runtime import int8_predictor, record_labels, record_probs, softmax
 
-    from ._rhythm_recipe import record_labels, record_probs
     from .ecg_models import _record_only
 
-    rng = np.random.default_rng(seed)
-    calibration, _ = _windows(data["train"].signals, data["train"].y, rng, 1000)
     holdout, holdout_y = _windows(data["val"].signals, data["val"].y, rng, 1000)
     try:
         manifest = export_model(model, target, calibration=calibration, holdout=holdout, holdout_labels=holdout_y,
@@ -237,8 +208,9 @@ def _export(model, target: Path, data: dict[str, Any], truth: list[str], seed: i
     tflite = (target / "model_int8.tflite").read_bytes()
     counts = count_macs(read_graph(tflite))
     test = data["test"]
-    int8 = _scores(truth, record_labels(record_probs(_int8_predict(target / "model_int8.tflite"), test.signals,
-                                                     window=WINDOW, hop=HOP), test.signals, LABELS, window=WINDOW))
+    run = int8_predictor(target / "model_int8.tflite")
+    int8 = challenge_score(truth, record_labels(record_probs(lambda x: softmax(run(x)), test.signals, window=WINDOW,
+                                                             hop=HOP), test.signals, LABELS, window=WINDOW))
     (agreement,) = manifest.data["checks"]["agreement"]
     return {"int8": int8, "macs": sum(c.macs for c in counts if c.kind in ("conv", "depthwise", "fc")),
             "flash_bytes": len(tflite), "arena_bytes": manifest.data["tflm"]["arena_bytes"],
@@ -249,7 +221,7 @@ def _baselines(args: argparse.Namespace, data: dict[str, Any]) -> list[dict[str,
     from sklearn.ensemble import HistGradientBoostingClassifier
     from tqdm.auto import tqdm
 
-    from wearable.data import challenge2017_read
+    from wearable.data import challenge2017_read, challenge_score
 
     from .rhythm_features import record_features, rr_rule_fit, rr_rule_predict
 
@@ -263,19 +235,19 @@ def _baselines(args: argparse.Namespace, data: dict[str, Any]) -> list[dict[str,
     truth = [LABELS[i] for i in data["test"].y]
     rule = rr_rule_fit(feats["train"], data["train"].y, LABELS)
     rows = [{"model": "baseline: RR rule", "seed": 0, "params": 2, "rule": rule,
-             "fp32": _scores(truth, rr_rule_predict(feats["test"], rule, LABELS))}]
+             "fp32": challenge_score(truth, rr_rule_predict(feats["test"], rule, LABELS))}]
     # the number of boosting rounds is chosen on the validation records, never the test ones
     best = None
     for rounds in (100, 200, 400):
         clf = HistGradientBoostingClassifier(max_iter=rounds, learning_rate=0.05, random_state=0)
         clf.fit(feats["train"], data["train"].y)
-        val = _scores([LABELS[i] for i in data["val"].y], [LABELS[i] for i in clf.predict(feats["val"])])["score"]
+        val = challenge_score([LABELS[i] for i in data["val"].y], [LABELS[i] for i in clf.predict(feats["val"])])["score"]
         if best is None or val > best[0]:
             best = (val, rounds, clf)
     val_score, rounds, clf = best
     rows.append({"model": "baseline: features + gradient boosting", "seed": 0, "rounds": rounds,
                  "val_score": val_score,
-                 "fp32": _scores(truth, [LABELS[i] for i in clf.predict(feats["test"])])})
+                 "fp32": challenge_score(truth, [LABELS[i] for i in clf.predict(feats["test"])])})
     return rows
 
 

@@ -15,6 +15,7 @@ from .interpreter import (
     available_backends,
     backend_version,
     dequantize,
+    int8_predictor,
     invoke,
     load_interpreter,
     quant_params,
@@ -22,12 +23,13 @@ from .interpreter import (
 )
 
 from .preprocess import Preprocessor, RateMismatchError
-from .record import NOISY_LABELS, RecordVote, record_decide, record_window_starts
+from .record import NOISY_LABELS, RecordVote, record_decide, record_labels, record_probs, record_window_starts, softmax
 from .ringbuffer import RingBuffer
 from .stateful import StatefulStream
 from .streaming import INCONCLUSIVE, StreamRuntime
 
 __all__ = [*interpreter.__all__, *golden.__all__, "Artifact", "ArtifactError", "load_artifact", "Resampler",
            "SosFilter", "Preprocessor", "RateMismatchError", "RingBuffer", "INCONCLUSIVE", "StreamRuntime",
-           "NOISY_LABELS", "RecordVote", "record_decide", "record_window_starts",
+           "NOISY_LABELS", "RecordVote", "record_decide", "record_window_starts", "record_probs", "record_labels",
+           "softmax",
            "StatefulStream"]

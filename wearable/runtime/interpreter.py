@@ -35,6 +35,7 @@ __all__ = [
     "backend_version",
     "load_interpreter",
     "invoke",
+    "int8_predictor",
     "quantize",
     "quantize_with",
     "dequantize",
@@ -174,6 +175,18 @@ def _invoke_once(interp: Any, arrays: Sequence[np.ndarray], in_details: list, ou
         interp.set_tensor(d["index"], np.ascontiguousarray(x))
     interp.invoke()
     return [np.array(interp.get_tensor(d["index"])) for d in out_details]
+
+
+def int8_predictor(model: str | PathLike | bytes, *, backend: str | None = None):
+    """``f(x float32 (n, C, W)) -> dequantized outputs`` of a full-int8 model's first output, run
+    with the builtin reference kernels (what TFLite Micro reproduces; XNNPACK may round differently)."""
+    interp = load_interpreter(model, backend=backend, default_delegates=False)
+    d_in, d_out = interp.get_input_details()[0], interp.get_output_details()[0]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return dequantize(invoke(interp, quantize(np.asarray(x, np.float32), d_in))[0], d_out)
+
+    return run
 
 
 def quant_params(detail: dict) -> tuple[float, int]:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["INCONCLUSIVE", "NOISY_LABELS", "record_window_starts", "record_decide", "RecordVote"]
+__all__ = ["INCONCLUSIVE", "NOISY_LABELS", "record_window_starts", "record_decide", "RecordVote", "softmax",
+           "record_probs", "record_labels"]
 
 INCONCLUSIVE = "inconclusive"
 # labels that mean "this signal cannot be classified" rather than a rhythm
@@ -50,6 +51,32 @@ def record_window_starts(n_samples: int, *, window_samples: int, hop_samples: in
     if starts[-1] + window_samples < n_samples:
         starts = np.append(starts, np.int64(n_samples - window_samples))
     return starts
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of logits ``(n, K)``, row by row, in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def record_probs(predict, signals, *, window: int, hop: int, batch: int = 512) -> list[np.ndarray]:
+    """Per recording (preprocessed model input, 1-D), the class probabilities ``(n_windows, K)`` of
+    its record windows (none for a recording shorter than a window). ``predict`` maps float32
+    ``(n, 1, W)`` to probabilities; it is called in batches of ``batch`` windows."""
+    starts = [record_window_starts(s.size, window_samples=window, hop_samples=hop) for s in signals]
+    x = np.concatenate([np.stack([s[a:a + window] for a in st]) if st.size else np.zeros((0, window), np.float32)
+                        for s, st in zip(signals, starts)])[:, None, :].astype(np.float32)
+    probs = np.concatenate([predict(x[k:k + batch]) for k in range(0, len(x), batch)]) if len(x) else np.zeros((0, 0))
+    bounds = np.cumsum([0] + [st.size for st in starts])
+    return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def record_labels(probs: list[np.ndarray], signals, labels, *, window: int) -> list[str]:
+    """The record decision of every recording from ``record_probs``."""
+    labels = tuple(labels)
+    return [record_decide(p.reshape(-1, len(labels)), labels, n_samples=s.size, window_samples=window)["label"]
+            for p, s in zip(probs, signals)]
 
 
 def record_decide(probs, labels, *, n_samples: int, window_samples: int, clean=None) -> dict:
